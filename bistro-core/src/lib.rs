@@ -1,0 +1,55 @@
+//! # bistro-core
+//!
+//! The SDK of **bistro**: incentivized, decentralized training of language
+//! models on Bittensor. A shared *master* model is trained by *miners*, each on
+//! its own window of dataset pages; a miner uploads the change it made (a
+//! *delta*) to its bucket; *validators* apply each delta to the master, measure
+//! the loss on the miner's pages and on random pages, merge what helps, and set
+//! weights on the chain that pay the miners.
+//!
+//! The crate is synchronous and library-first. The default feature set is small
+//! and holds what must agree bit-for-bit between every participant:
+//!
+//! - [`codec`]: the delta file format (encoder, zero-copy validating reader,
+//!   in-place apply);
+//! - [`pages`]: deterministic page selection from public inputs;
+//! - [`score`]: the scoring rule, moving averages and chain weights;
+//! - [`storage`]: buckets (a local directory by default; S3 with `s3`);
+//! - [`chain`]: the chain interface (a local chain by default; Bittensor's
+//!   subtensor with `subtensor`);
+//! - [`data`]: page sources (memory-mapped token shards by default; HTTP
+//!   shards and RefinedWeb rows with `http`).
+//!
+//! Heavier parts are features: `torch` (the model on libtorch), `s3`, `http`,
+//! `tokenizer`, `subtensor`, `sr25519`. `full` enables them all.
+//!
+//! ## Dependencies beyond the user's list, and why
+//! - `half`: the standard f16/bf16 types for the codec's encodings.
+//! - `blake3`: the content digest (several GB/s per core, parallel, with an XOF
+//!   used as the page-selection PRNG); implemented in C, Python and Rust.
+//! - `blake2`: the SS58 address checksum (BLAKE2b-512), as Substrate defines it.
+//! - `serde`/`serde_json`: HF `config.json`, validator state, evaluation logs.
+//! - `schnorrkel` (`sr25519`): Substrate's own sr25519 implementation.
+//! - `tiktoken-rs` (`tokenizer`): the GPT-2 BPE with its ranks built in (offline).
+//! - `tokio` (`subtensor`): the runtime `subxt` needs, kept inside the chain module.
+#![warn(missing_docs)]
+
+pub mod chain;
+pub mod codec;
+pub mod data;
+pub mod digest;
+pub mod error;
+pub mod identity;
+pub mod pages;
+pub mod score;
+pub mod storage;
+
+#[cfg(feature = "torch")]
+pub mod model;
+
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use identity::{PublicKey, Signature};
+
+#[cfg(feature = "sr25519")]
+pub use identity::Keypair;

@@ -1,0 +1,5 @@
+//! The `bistro` package at the repository root: it owns the example binaries
+//! (`cargo run --example validator`) and the integration tests in `tests/`.
+//! The SDK itself is [`bistro_core`], re-exported here.
+
+pub use bistro_core::*;
