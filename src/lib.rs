@@ -2,4 +2,6 @@
 //! (`cargo run --example validator`) and the integration tests in `tests/`.
 //! The SDK itself is [`bistro_core`], re-exported here.
 
+pub mod chart;
+
 pub use bistro_core::*;
