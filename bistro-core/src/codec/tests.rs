@@ -1,0 +1,6 @@
+//! Unit tests across the codec's parts.
+
+use super::*;
+
+#[test]
+fn placeholder() {}
