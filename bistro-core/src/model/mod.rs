@@ -1,1 +1,54 @@
-//! (in progress)
+//! The model: a decoder-only LLaMA-family transformer on libtorch (`tch`).
+//!
+//! - [`Config`]: the shape, with HF `config.json` field names; presets
+//!   `tiny`, `150m`, `1b` ([`Config::preset`]).
+//! - [`Model`]: f32 parameters named as in an HF LLaMA checkpoint, on a
+//!   [`Device`]; deterministic initialisation ([`Model::new`]), safetensors
+//!   [`Model::save`] / [`Model::load`], a content digest [`Model::revision`],
+//!   the evaluation [`Model::loss`] on a [`Batch`](crate::data::Batch).
+//! - [`Trainer`]: AdamW steps with clipping and a warmup + cosine schedule.
+//! - [`delta`]: the bridge to the [`codec`](crate::codec): build a delta from
+//!   a trained model and the master, apply one in place, undo it exactly.
+//!
+//! Needs libtorch 2.13.0: `scripts/setup-libtorch.sh` provisions it (see
+//! `docs/model.md`).
+#![doc = include_str!("../../../docs/model.md")]
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("the torch model reads and writes little-endian f32 data in place");
+
+mod adamw;
+mod checkpoint;
+mod config;
+mod device;
+mod forward;
+mod host;
+mod init;
+mod inputs;
+mod io;
+mod params;
+mod revision;
+mod rope;
+mod safetensors;
+mod schedule;
+mod train;
+mod transformer;
+
+pub use checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
+pub use config::{
+    Config, GPT2_EOS, GPT2_VOCAB, MAX_CONFIG_BYTES, MAX_HIDDEN, MAX_LAYERS, MAX_PARAMETERS,
+    MAX_POSITIONS, MAX_VOCAB, PRESETS,
+};
+pub use device::{Device, Precision};
+pub use params::ParamInfo;
+pub use revision::REVISION_DOMAIN;
+pub use safetensors::{MAX_HEADER_BYTES, MAX_RANK, MAX_TENSORS};
+pub use schedule::Schedule;
+pub use train::{StepReport, TrainConfig, Trainer};
+pub use transformer::{LOGITS_BUDGET_BYTES, Model};
+
+impl From<tch::TchError> for crate::error::Error {
+    fn from(e: tch::TchError) -> Self {
+        crate::error::Error::Model(format!("libtorch: {e}"))
+    }
+}

@@ -1,0 +1,236 @@
+//! The [`Model`]: parameters on a device, the loss, parameter access.
+
+use tch::{Kind, Reduction, Tensor};
+
+use super::config::Config;
+use super::device::{Device, Precision};
+use super::forward::{self, Dims};
+use super::inputs::{self, IGNORE};
+use super::params::{self, ParamInfo, ParamSpec};
+use super::rope::Rope;
+use super::{host, init};
+use crate::data::Batch;
+use crate::error::{Error, Result};
+
+/// Logits of one evaluation chunk are kept under this many bytes: the loss
+/// runs over a batch's rows in chunks of `budget / (seq_len × vocab × 4)`.
+pub const LOGITS_BUDGET_BYTES: usize = 256 << 20;
+
+/// A decoder-only LLaMA-family transformer with f32 parameters on a device.
+///
+/// Parameters are named and shaped as in an HF LLaMA checkpoint
+/// ([`Model::parameters`]); [`Model::save`] and [`Model::load`] read and
+/// write them as safetensors, and [`Model::revision`] is a content digest of
+/// them. The model has no dropout, so evaluation and training run the same
+/// function (evaluation without autograd).
+pub struct Model {
+    pub(crate) config: Config,
+    pub(crate) device: Device,
+    pub(crate) tch_device: tch::Device,
+    pub(crate) precision: Precision,
+    pub(crate) specs: Vec<ParamSpec>,
+    /// The parameters, in the order of `specs`: f32, contiguous, on
+    /// `tch_device`, requiring gradients.
+    pub(crate) tensors: Vec<Tensor>,
+    rope: Rope,
+    dims: Dims,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("device", &self.device)
+            .field("precision", &self.precision)
+            .field("parameters", &self.config.parameter_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Model {
+    /// A freshly initialised model. The weights depend only on `config` and
+    /// `seed` (bit-identical on any machine; see `docs/model.md`).
+    pub fn new(config: Config, seed: u64, device: Device) -> Result<Model> {
+        let init_config = config.clone();
+        Model::build(config, device, |spec, values| {
+            init::fill(&init_config, seed, spec, values);
+            Ok(())
+        })
+    }
+
+    /// A model whose parameters `fill` writes, one tensor at a time in layout
+    /// order (host memory; copied to the device afterwards).
+    pub(crate) fn build(
+        config: Config,
+        device: Device,
+        mut fill: impl FnMut(&ParamSpec, &mut [f32]) -> Result<()>,
+    ) -> Result<Model> {
+        config.validate()?;
+        let tch_device = device.check()?;
+        let specs = params::layout(&config);
+        let mut tensors = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            let shape: Vec<i64> = spec.info.shape.iter().map(|&d| d as i64).collect();
+            let mut t = Tensor::f_empty(shape.as_slice(), (Kind::Float, tch::Device::Cpu))?;
+            host::write(&mut t, |values| fill(spec, values))??;
+            let t = t.f_to_device(tch_device)?.set_requires_grad(true);
+            tensors.push(t);
+        }
+        let rope = Rope::new(
+            config.head_width(),
+            config.max_position_embeddings,
+            config.rope_base(),
+            tch_device,
+        )?;
+        let dims = Dims {
+            heads: config.num_attention_heads as i64,
+            kv_heads: config.kv_heads() as i64,
+            head_dim: config.head_width() as i64,
+            eps: config.rms_norm_eps,
+            tied: config.tie_word_embeddings,
+            layers: config.num_hidden_layers,
+        };
+        Ok(Model {
+            precision: Precision::default_for(device),
+            config,
+            device,
+            tch_device,
+            specs,
+            tensors,
+            rope,
+            dims,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The device the parameters live on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The compute precision ([`Precision::default_for`] the device unless set).
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Sets the compute precision (parameters stay f32).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+    }
+
+    /// Names and shapes of the parameters in module order (embedding, layers
+    /// 0.., final norm, untied head).
+    pub fn parameters(&self) -> Vec<ParamInfo> {
+        self.specs.iter().map(|s| s.info.clone()).collect()
+    }
+
+    /// Index of the parameter `name`.
+    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
+        self.specs.iter().position(|s| s.info.name == name)
+    }
+
+    /// Runs `f` on the f32 values of parameter `name` (on a GPU, a host copy).
+    pub fn with_parameter<R>(&self, name: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+        let i = self
+            .index_of(name)
+            .ok_or_else(|| Error::NotFound(format!("model parameter {name}")))?;
+        host::read(&self.tensors[i], f)
+    }
+
+    /// The f32 values of parameter `name`, copied.
+    pub fn parameter_values(&self, name: &str) -> Result<Vec<f32>> {
+        self.with_parameter(name, <[f32]>::to_vec)
+    }
+
+    /// The parameter tensors in [`Model::parameters`] order (shallow handles
+    /// sharing the model's storage; for reading, or training with a custom loop).
+    pub fn tensors(&self) -> Vec<Tensor> {
+        self.tensors.iter().map(Tensor::shallow_clone).collect()
+    }
+
+    /// Logits `[rows, seq, vocab]` (f32) for token ids `[rows, seq]` (i64 on
+    /// the model's device), with autograd as the caller's context has it.
+    pub fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
+        let size = tokens.size();
+        if size.len() != 2 || tokens.kind() != Kind::Int64 {
+            return Err(Error::InvalidArgument(format!(
+                "logits need an i64 tensor [rows, seq], got {:?} {size:?}",
+                tokens.kind()
+            )));
+        }
+        if size[1] as usize > self.config.max_position_embeddings {
+            return Err(Error::limit(
+                "sequence length (model context)",
+                self.config.max_position_embeddings as u64,
+                size[1] as u64,
+            ));
+        }
+        forward::logits(
+            &self.tensors,
+            &self.rope,
+            &self.dims,
+            tokens,
+            self.precision.kind(),
+        )
+    }
+
+    /// Rows per chunk that keep a chunk's logits under [`LOGITS_BUDGET_BYTES`].
+    pub(crate) fn rows_per_chunk(&self, seq_len: usize) -> usize {
+        let per_row = seq_len
+            .saturating_mul(self.config.vocab_size)
+            .saturating_mul(4)
+            .max(1);
+        (LOGITS_BUDGET_BYTES / per_row).max(1)
+    }
+
+    /// Sum of the next-token cross entropy over `batch`'s rows (a validated
+    /// batch), and the number of predicted positions, with autograd as the
+    /// caller's context has it. The sum is a scalar f32 tensor.
+    pub(crate) fn loss_sum(&self, batch: &Batch) -> Result<(Tensor, usize)> {
+        let (tokens, labels) = inputs::tensors(batch, self.tch_device)?;
+        let logits = self.logits(&tokens)?;
+        let seq = batch.seq_len as i64;
+        let vocab = self.config.vocab_size as i64;
+        let predicted = logits.f_narrow(1, 0, seq - 1)?.f_reshape([-1, vocab])?;
+        let sum = predicted.f_cross_entropy_loss::<Tensor>(
+            &labels.f_reshape([-1])?,
+            None,
+            Reduction::Sum,
+            IGNORE,
+            0.0,
+        )?;
+        Ok((sum, batch.target_count()))
+    }
+
+    /// Mean next-token cross entropy (nats per predicted token) over the
+    /// batch's real positions, without autograd. Rows are evaluated in chunks
+    /// (see [`LOGITS_BUDGET_BYTES`]); a non-finite loss is an error.
+    pub fn loss(&self, batch: &Batch) -> Result<f64> {
+        inputs::validate(batch, &self.config)?;
+        let step = self.rows_per_chunk(batch.seq_len);
+        let mut total = 0.0f64;
+        let mut count = 0usize;
+        let mut start = 0;
+        while start < batch.rows {
+            let chunk = batch.rows_range(start, start.saturating_add(step));
+            start = start.saturating_add(step);
+            if chunk.target_count() == 0 {
+                continue;
+            }
+            let (sum, n) = tch::no_grad(|| self.loss_sum(&chunk))?;
+            total += sum.f_double_value(&[])?;
+            count += n;
+        }
+        let mean = total / count as f64;
+        if !mean.is_finite() {
+            return Err(Error::NonFinite {
+                what: "loss".into(),
+                index: 0,
+            });
+        }
+        Ok(mean)
+    }
+}
