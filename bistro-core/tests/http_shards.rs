@@ -360,16 +360,18 @@ fn reads_shards_from_an_s3_compatible_bucket() {
     for id in 0..40 {
         assert_eq!(remote.page(id).unwrap(), local.page(id).unwrap());
     }
-    // A private object is AccessDenied; a missing one NotFound.
+    // An object in a private bucket is AccessDenied; a missing one NotFound.
     agent
-        .put(&format!("{}/shards/private.shard", moto.base))
+        .put(&format!("{}/private", moto.base))
+        .send_empty()
+        .unwrap();
+    agent
+        .put(&format!("{}/private/a.shard", moto.base))
         .send(&bytes[..])
         .unwrap();
-    let private = format!("{}/shards/private.shard", moto.base);
-    assert!(matches!(
-        HttpShardSource::open(&[private], None, options()),
-        Err(Error::AccessDenied(_))
-    ));
+    let private = format!("{}/private/a.shard", moto.base);
+    let err = HttpShardSource::open(&[private], None, options()).unwrap_err();
+    assert!(matches!(err, Error::AccessDenied(_)), "{err}");
     let missing = format!("{}/shards/train/missing.shard", moto.base);
     assert!(matches!(
         HttpShardSource::open(&[missing], None, options()),
