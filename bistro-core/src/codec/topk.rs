@@ -58,6 +58,29 @@ fn find_bucket(hist: &[u64], need: u64) -> (usize, u64) {
     (0, need.saturating_sub(above))
 }
 
+/// Inputs up to this size are selected directly (the histograms cost more).
+const SMALL: usize = 4096;
+
+/// The same selection for small inputs: find the k-th largest
+/// (key, lower index first) and keep everything before it in that order.
+fn small_top_k(src: &[f32], k: usize, mut keep: impl FnMut(u64)) {
+    // Order: larger key first, then lower index.
+    let mut order: Vec<(std::cmp::Reverse<u32>, u32)> = src
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (std::cmp::Reverse(key(x)), i as u32))
+        .collect();
+    let Some(k_minus_1) = k.checked_sub(1) else {
+        return;
+    };
+    let (_, &mut last, _) = order.select_nth_unstable(k_minus_1);
+    for (i, &x) in src.iter().enumerate() {
+        if (std::cmp::Reverse(key(x)), i as u32) <= last {
+            keep(i as u64);
+        }
+    }
+}
+
 /// Calls `keep` with the indices of the `k` largest-magnitude elements of
 /// `src` (finite values), in increasing order. `k <= src.len()`.
 pub(crate) fn for_each_top_k(src: &[f32], k: u64, mut keep: impl FnMut(u64)) {
@@ -67,6 +90,9 @@ pub(crate) fn for_each_top_k(src: &[f32], k: u64, mut keep: impl FnMut(u64)) {
     if k >= src.len() as u64 {
         (0..src.len() as u64).for_each(keep);
         return;
+    }
+    if src.len() <= SMALL {
+        return small_top_k(src, k as usize, keep);
     }
     let high = histogram(src, |_| true, |k| (k >> 16) as usize);
     let (b1, need) = find_bucket(&high, k);
@@ -110,10 +136,15 @@ mod tests {
             .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 64.0)
             .collect();
         src[17] = -0.0;
-        for k in [0usize, 1, 2, 10, 999, 1000, 4999, 5000] {
-            let mut got = Vec::new();
-            for_each_top_k(&src, k as u64, |i| got.push(i));
-            assert_eq!(got, naive(&src, k), "k = {k}");
+        // Above and below the size where the direct selection takes over.
+        for len in [5000, 4096, 100] {
+            let src = &src[..len];
+            for k in [0usize, 1, 2, 10, 99, 100, 999, 1000, 4095, 4999, 5000] {
+                let k = k.min(len);
+                let mut got = Vec::new();
+                for_each_top_k(src, k as u64, |i| got.push(i));
+                assert_eq!(got, naive(src, k), "len {len} k = {k}");
+            }
         }
         let equal = vec![1.5f32; 300];
         let mut got = Vec::new();
