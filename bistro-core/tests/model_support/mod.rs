@@ -37,8 +37,18 @@ pub fn tiny() -> Config {
     Config::preset("tiny").unwrap()
 }
 
+/// One libtorch thread per test: `cargo test` already runs tests on every
+/// core, and libtorch's OpenMP workers spin when they oversubscribe a loaded
+/// machine (a training step ran 2.3 times slower with 2 threads than with 1
+/// on the 2-core CI machine under load).
+pub fn one_thread() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| tch::set_num_threads(1));
+}
+
 /// A tiny model on the CPU.
 pub fn tiny_model(seed: u64) -> Model {
+    one_thread();
     Model::new(tiny(), seed, Device::Cpu).unwrap()
 }
 
