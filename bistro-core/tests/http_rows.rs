@@ -221,6 +221,9 @@ fn server_errors_are_retried_a_bounded_number_of_times() {
     assert_eq!(server.request_count(), 3);
 }
 
+/// Whether an error is the expected kind.
+type ErrorCheck = fn(&Error) -> bool;
+
 /// One malformed answer per case; none is retried.
 #[test]
 fn malformed_responses_are_typed_errors() {
@@ -243,7 +246,7 @@ fn malformed_responses_are_typed_errors() {
         .unwrap()
         .remove("content");
     let full = body(good_rows(0, 100), false);
-    let cases: Vec<(&str, Reply, fn(&Error) -> bool)> = vec![
+    let cases: Vec<(&str, Reply, ErrorCheck)> = vec![
         (
             "html",
             Reply::json("<html>Service Unavailable</html>"),

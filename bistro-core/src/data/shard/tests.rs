@@ -7,6 +7,9 @@ use crate::data::source::{PageSource, TokenizerInfo};
 use crate::digest::Digest;
 use crate::error::Error;
 
+/// An edit to a shard's bytes.
+type Tamper<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+
 fn gpt2() -> TokenizerInfo {
     TokenizerInfo::gpt2()
 }
@@ -177,7 +180,7 @@ fn trailing_bytes_are_corrupt() {
 fn header_fields_out_of_range_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let (_, good) = shard_bytes(dir.path(), 2);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    let cases: Vec<(&str, Tamper)> = vec![
         (
             "token width 3",
             Box::new(|b| b[12..16].copy_from_slice(&3u32.to_le_bytes())),
@@ -234,7 +237,7 @@ fn bad_tables_are_corrupt_even_with_a_matching_digest() {
     let put = |b: &mut Vec<u8>, at: u64, v: u64| {
         b[at as usize..at as usize + 8].copy_from_slice(&v.to_le_bytes())
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    let cases: Vec<(&str, Tamper)> = vec![
         (
             "page table starts above 0",
             Box::new(|b| put(b, layout.page_table, 1)),
