@@ -19,7 +19,9 @@ compile_error!("the torch model reads and writes little-endian f32 data in place
 
 mod adamw;
 mod checkpoint;
+mod checkpoint_file;
 mod config;
+pub mod delta;
 mod device;
 mod forward;
 mod host;
@@ -35,6 +37,7 @@ mod train;
 mod transformer;
 
 pub use checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
+pub use checkpoint_file::Checkpoint;
 pub use config::{
     Config, GPT2_EOS, GPT2_VOCAB, MAX_CONFIG_BYTES, MAX_HIDDEN, MAX_LAYERS, MAX_PARAMETERS,
     MAX_POSITIONS, MAX_VOCAB, PRESETS,
