@@ -32,6 +32,9 @@
 //! - `schnorrkel` (`sr25519`): Substrate's own sr25519 implementation.
 //! - `tiktoken-rs` (`tokenizer`): the GPT-2 BPE with its ranks built in (offline).
 //! - `tokio` (`subtensor`): the runtime `subxt` needs, kept inside the chain module.
+//! - `attohttpc`, `http`, `quick-xml` (`s3`): `rust-s3`'s own dependencies,
+//!   used directly to classify transport errors for retries, to pin ranged
+//!   downloads with `If-Match`, and to parse listings read through a byte cap.
 #![warn(missing_docs)]
 
 pub mod chain;

@@ -1,0 +1,364 @@
+//! The key layout: where deltas, masters and validator records live.
+//!
+//! | what | key | in whose bucket |
+//! | --- | --- | --- |
+//! | a miner's delta for a block | `deltas/<miner ss58>/<block, 20 digits>.delta` | the miner's |
+//! | a master checkpoint | `master/<revision hex>.ckpt` | the master owner's |
+//! | the pointer to the latest master | `master/LATEST.json` ([`MASTER_POINTER`]) | the master owner's |
+//! | a validator's state | `validators/<validator ss58>/state.json` | the validator's |
+//! | a validator's evaluation log for a block | `validators/<validator ss58>/evals/<block, 20 digits>.jsonl` | the validator's |
+//!
+//! Blocks are zero-padded to 20 digits (the width of `u64::MAX`) so that key
+//! order is block order. Hotkeys are SS58 with prefix 42, the form people
+//! read. Parsers accept exactly what the builders produce and nothing else.
+//!
+//! "The latest delta" of a miner is chosen by [`latest_delta`]: the highest
+//! block *in the key* within the window the validator asks about, never a
+//! wall-clock number the miner wrote. The storage timestamp (set by the
+//! server, not the miner) comes with it so a validator can reject a delta
+//! that was uploaded later than its block allows. See `docs/storage.md`.
+
+use std::ops::RangeInclusive;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Bucket, ObjectInfo};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::identity::PublicKey;
+
+/// Folder of all deltas (one sub-folder per miner hotkey).
+pub const DELTAS_DIR: &str = "deltas";
+/// The extension of a delta object.
+pub const DELTA_EXT: &str = ".delta";
+/// Folder of master checkpoints and their pointer.
+pub const MASTER_DIR: &str = "master";
+/// The extension of a master checkpoint object.
+pub const MASTER_EXT: &str = ".ckpt";
+/// The key of the pointer to the latest master (a small JSON object, see
+/// [`MasterPointer`]).
+pub const MASTER_POINTER: &str = "master/LATEST.json";
+/// The most bytes a master pointer may have (it is read from strangers).
+pub const MAX_POINTER_BYTES: u64 = 4096;
+/// Folder of validator records (one sub-folder per validator hotkey).
+pub const VALIDATORS_DIR: &str = "validators";
+
+/// Digits of a zero-padded block number (`u64::MAX` has 20).
+const BLOCK_DIGITS: usize = 20;
+
+/// The key of `hotkey`'s delta for `block`.
+pub fn delta_key(hotkey: &PublicKey, block: u64) -> String {
+    format!(
+        "{}{block:0width$}{DELTA_EXT}",
+        delta_prefix(hotkey),
+        width = BLOCK_DIGITS
+    )
+}
+
+/// The prefix under which all of `hotkey`'s deltas are listed.
+pub fn delta_prefix(hotkey: &PublicKey) -> String {
+    format!("{DELTAS_DIR}/{}/", hotkey.to_ss58())
+}
+
+/// Splits a delta key into hotkey and block; `None` for any other key
+/// (including non-canonical spellings of the same hotkey or block).
+pub fn parse_delta_key(key: &str) -> Option<(PublicKey, u64)> {
+    let rest = key.strip_prefix(DELTAS_DIR)?.strip_prefix('/')?;
+    let (ss58, file) = rest.split_once('/')?;
+    let digits = file.strip_suffix(DELTA_EXT)?;
+    let block = parse_block(digits)?;
+    let hotkey = PublicKey::from_ss58(ss58).ok()?;
+    // One spelling per hotkey: the prefix-42 form the builder writes.
+    (hotkey.to_ss58() == ss58).then_some((hotkey, block))
+}
+
+fn parse_block(digits: &str) -> Option<u64> {
+    if digits.len() != BLOCK_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The key of the master checkpoint with content digest `revision`.
+pub fn master_key(revision: &Digest) -> String {
+    format!("{MASTER_DIR}/{}{MASTER_EXT}", revision.to_hex())
+}
+
+/// The revision named by a master key; `None` for any other key.
+pub fn parse_master_key(key: &str) -> Option<Digest> {
+    let hex = key
+        .strip_prefix(MASTER_DIR)?
+        .strip_prefix('/')?
+        .strip_suffix(MASTER_EXT)?;
+    let canonical = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !canonical {
+        return None;
+    }
+    hex.parse().ok()
+}
+
+/// The key of `validator`'s saved state.
+pub fn validator_state_key(validator: &PublicKey) -> String {
+    format!("{VALIDATORS_DIR}/{}/state.json", validator.to_ss58())
+}
+
+/// The key of `validator`'s evaluation log for `block` (one object per block:
+/// S3 has no append).
+pub fn eval_log_key(validator: &PublicKey, block: u64) -> String {
+    format!(
+        "{}{block:0width$}.jsonl",
+        eval_log_prefix(validator),
+        width = BLOCK_DIGITS
+    )
+}
+
+/// The prefix under which `validator`'s evaluation logs are listed.
+pub fn eval_log_prefix(validator: &PublicKey) -> String {
+    format!("{VALIDATORS_DIR}/{}/evals/", validator.to_ss58())
+}
+
+/// The block of an evaluation-log key of `validator`; `None` otherwise.
+pub fn parse_eval_log_key(validator: &PublicKey, key: &str) -> Option<u64> {
+    let digits = key
+        .strip_prefix(&eval_log_prefix(validator))?
+        .strip_suffix(".jsonl")?;
+    parse_block(digits)
+}
+
+/// A delta found in a miner's bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeltaObject {
+    /// The block in its key.
+    pub block: u64,
+    /// Its size and storage timestamp.
+    pub info: ObjectInfo,
+}
+
+/// `hotkey`'s deltas whose block lies in `window`, oldest block first.
+/// Objects under the miner's prefix whose keys do not parse are ignored.
+pub fn list_deltas(
+    bucket: &dyn Bucket,
+    hotkey: &PublicKey,
+    window: RangeInclusive<u64>,
+) -> Result<Vec<DeltaObject>> {
+    let mut found: Vec<DeltaObject> = bucket
+        .list(&delta_prefix(hotkey))?
+        .into_iter()
+        .filter_map(|info| match parse_delta_key(&info.key) {
+            Some((key_owner, block)) if key_owner == *hotkey && window.contains(&block) => {
+                Some(DeltaObject { block, info })
+            }
+            _ => None,
+        })
+        .collect();
+    // By block, then storage time, then key: a total order, so every
+    // validator picks the same object from the same listing.
+    found.sort_by(|a, b| {
+        (a.block, a.info.last_modified, &a.info.key).cmp(&(
+            b.block,
+            b.info.last_modified,
+            &b.info.key,
+        ))
+    });
+    Ok(found)
+}
+
+/// `hotkey`'s latest delta in `window`: the highest block in the key, then
+/// the latest storage timestamp. `None` if the miner uploaded nothing there.
+pub fn latest_delta(
+    bucket: &dyn Bucket,
+    hotkey: &PublicKey,
+    window: RangeInclusive<u64>,
+) -> Result<Option<DeltaObject>> {
+    Ok(list_deltas(bucket, hotkey, window)?.pop())
+}
+
+/// The pointer to the latest master: written after the checkpoint upload
+/// completes, so a reader never finds a pointer to a half-uploaded master.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterPointer {
+    /// Format version of this JSON object (currently 1).
+    pub version: u32,
+    /// The content digest of the checkpoint.
+    pub revision: Digest,
+    /// The block at which this master was published.
+    pub block: u64,
+    /// The checkpoint's key (always [`master_key`] of `revision`).
+    pub key: String,
+    /// The checkpoint's size in bytes.
+    pub size: u64,
+}
+
+impl MasterPointer {
+    /// The pointer format version this build writes and reads.
+    pub const VERSION: u32 = 1;
+
+    /// A pointer to the checkpoint `revision` of `size` bytes.
+    pub fn new(revision: Digest, block: u64, size: u64) -> Self {
+        MasterPointer {
+            version: Self::VERSION,
+            key: master_key(&revision),
+            revision,
+            block,
+            size,
+        }
+    }
+
+    /// Parses and checks a pointer read from a bucket.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() as u64 > MAX_POINTER_BYTES {
+            return Err(Error::limit(
+                "master pointer",
+                MAX_POINTER_BYTES,
+                bytes.len() as u64,
+            ));
+        }
+        let pointer: MasterPointer = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt("master pointer", "json", e.to_string()))?;
+        if pointer.version != Self::VERSION {
+            return Err(Error::UnsupportedVersion {
+                input: "master pointer",
+                found: pointer.version,
+                supported: Self::VERSION.to_string(),
+            });
+        }
+        if pointer.key != master_key(&pointer.revision) {
+            return Err(Error::corrupt(
+                "master pointer",
+                "key",
+                format!(
+                    "{:?} is not the key of revision {}",
+                    pointer.key, pointer.revision
+                ),
+            ));
+        }
+        Ok(pointer)
+    }
+
+    /// The pointer as JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising a struct of strings and integers cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Uploads the checkpoint file at `path` (content digest `revision`) and then
+/// the pointer to it. If the upload fails, the old pointer stays.
+pub fn publish_master(
+    bucket: &dyn Bucket,
+    path: &std::path::Path,
+    revision: Digest,
+    block: u64,
+) -> Result<MasterPointer> {
+    let key = master_key(&revision);
+    bucket.put_file(&key, path)?;
+    let uploaded = bucket
+        .head(&key)?
+        .ok_or_else(|| Error::NotFound(format!("master {key:?} just after uploading it")))?;
+    let pointer = MasterPointer::new(revision, block, uploaded.size);
+    bucket.put(MASTER_POINTER, &pointer.to_json())?;
+    Ok(pointer)
+}
+
+/// The latest master's pointer, or `None` if no master was published.
+pub fn read_master_pointer(bucket: &dyn Bucket) -> Result<Option<MasterPointer>> {
+    match bucket.get(MASTER_POINTER, MAX_POINTER_BYTES) {
+        Ok(bytes) => MasterPointer::from_json(&bytes).map(Some),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::validate_key;
+
+    fn hotkey(n: u8) -> PublicKey {
+        PublicKey([n; 32])
+    }
+
+    #[test]
+    fn keys_are_valid_and_parse_back() {
+        let hk = hotkey(7);
+        for block in [0, 1, 42, 9_999_999, u64::MAX] {
+            let key = delta_key(&hk, block);
+            validate_key(&key).unwrap();
+            assert_eq!(parse_delta_key(&key), Some((hk, block)));
+        }
+        let rev = Digest::of(b"master");
+        validate_key(&master_key(&rev)).unwrap();
+        assert_eq!(parse_master_key(&master_key(&rev)), Some(rev));
+        validate_key(MASTER_POINTER).unwrap();
+        validate_key(&validator_state_key(&hk)).unwrap();
+        let log = eval_log_key(&hk, 77);
+        validate_key(&log).unwrap();
+        assert_eq!(parse_eval_log_key(&hk, &log), Some(77));
+        assert_eq!(parse_eval_log_key(&hotkey(8), &log), None);
+    }
+
+    #[test]
+    fn key_order_is_block_order() {
+        let hk = hotkey(1);
+        let mut blocks = vec![5u64, 100, 9, 10_000_000_000, 0, u64::MAX];
+        let mut keys: Vec<String> = blocks.iter().map(|&b| delta_key(&hk, b)).collect();
+        keys.sort();
+        blocks.sort();
+        let parsed: Vec<u64> = keys.iter().map(|k| parse_delta_key(k).unwrap().1).collect();
+        assert_eq!(parsed, blocks);
+    }
+
+    #[test]
+    fn parsers_reject_other_spellings() {
+        let hk = hotkey(3);
+        let good = delta_key(&hk, 12);
+        let ss58 = hk.to_ss58();
+        for bad in [
+            format!("deltas/{ss58}/12.delta"),
+            format!("deltas/{ss58}/000000000000000000012.delta"),
+            format!("deltas/{ss58}/0000000000000000001a.delta"),
+            format!("deltas/{ss58}/00000000000000000012.bin"),
+            format!("deltas/{}/00000000000000000012.delta", hk.to_hex()),
+            format!("deltas/{ss58}/x/00000000000000000012.delta"),
+            format!("deltas/{ss58}/99999999999999999999.delta"), // > u64::MAX
+            good.replace("deltas/", "delta/"),
+        ] {
+            assert_eq!(parse_delta_key(&bad), None, "{bad}");
+        }
+        let rev = Digest::of(b"x");
+        assert_eq!(parse_master_key(&master_key(&rev).to_uppercase()), None);
+        assert_eq!(parse_master_key("master/LATEST.json"), None);
+    }
+
+    #[test]
+    fn pointer_round_trip_and_rejections() {
+        let p = MasterPointer::new(Digest::of(b"ckpt"), 1234, 99);
+        assert_eq!(MasterPointer::from_json(&p.to_json()).unwrap(), p);
+
+        let mut wrong_key = p.clone();
+        wrong_key.key = "master/other.ckpt".into();
+        assert!(matches!(
+            MasterPointer::from_json(&wrong_key.to_json()),
+            Err(Error::Corrupt { .. })
+        ));
+        let mut v2 = p.clone();
+        v2.version = 2;
+        assert!(matches!(
+            MasterPointer::from_json(&v2.to_json()),
+            Err(Error::UnsupportedVersion { .. })
+        ));
+        assert!(matches!(
+            MasterPointer::from_json(b"{\"version\":1"),
+            Err(Error::Corrupt { .. })
+        ));
+        let mut extra = String::from_utf8(p.to_json()).unwrap();
+        extra.insert_str(1, "\"evil\":1,");
+        assert!(MasterPointer::from_json(extra.as_bytes()).is_err());
+        let huge = vec![b' '; MAX_POINTER_BYTES as usize + 1];
+        assert!(matches!(
+            MasterPointer::from_json(&huge),
+            Err(Error::LimitExceeded { .. })
+        ));
+    }
+}
