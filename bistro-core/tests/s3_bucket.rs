@@ -608,3 +608,21 @@ fn connection_refused_is_retried_then_reported() {
     assert!(err.is_transient(), "{err}");
     assert!(matches!(err, Error::Network { .. }));
 }
+
+#[test]
+#[should_panic(expected = "run scripts/setup-test-tools.sh")]
+fn a_missing_moto_server_fails_with_the_setup_command() {
+    let empty = tempfile::tempdir().unwrap();
+    support::moto::find_moto(
+        None,
+        empty.path(),
+        Some(empty.path().as_os_str().to_owned()),
+    );
+}
+
+#[test]
+#[should_panic(expected = "run scripts/setup-test-tools.sh")]
+fn a_wrong_moto_server_path_fails_with_the_setup_command() {
+    let empty = tempfile::tempdir().unwrap();
+    support::moto::find_moto(Some(empty.path().join("nope")), empty.path(), None);
+}

@@ -19,8 +19,22 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Finds the moto_server binary or fails the test with what to run.
 pub fn moto_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("BISTRO_MOTO_SERVER") {
-        let path = PathBuf::from(path);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    find_moto(
+        std::env::var_os("BISTRO_MOTO_SERVER").map(PathBuf::from),
+        &repo,
+        std::env::var_os("PATH"),
+    )
+}
+
+/// The lookup behind [`moto_binary`]: the explicit binary, else the repo's
+/// venv, else `PATH`; panics with the setup instructions when none exists.
+pub fn find_moto(
+    explicit: Option<PathBuf>,
+    repo: &Path,
+    path: Option<std::ffi::OsString>,
+) -> PathBuf {
+    if let Some(path) = explicit {
         assert!(
             path.is_file(),
             "BISTRO_MOTO_SERVER={} does not exist; run scripts/setup-test-tools.sh",
@@ -28,12 +42,11 @@ pub fn moto_binary() -> PathBuf {
         );
         return path;
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let venv = repo.join(".deps/venv/bin/moto_server");
     if venv.is_file() {
         return venv;
     }
-    if let Some(paths) = std::env::var_os("PATH") {
+    if let Some(paths) = path {
         for dir in std::env::split_paths(&paths) {
             let candidate = dir.join("moto_server");
             if candidate.is_file() {
