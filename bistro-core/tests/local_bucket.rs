@@ -133,6 +133,19 @@ fn keys_cannot_escape_the_directory() {
     std::os::unix::fs::symlink(dir.path(), b.root().join("d/up")).unwrap();
     assert!(b.get("link", 100).is_err());
     assert!(b.get("d/up/secret", 100).is_err());
+    assert!(matches!(
+        b.put("d/up/secret", b"overwrite"),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        b.put("d/up/new/x", b"x"),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(
+        std::fs::read(dir.path().join("secret")).unwrap(),
+        b"outside"
+    );
+    assert!(!dir.path().join("new").exists());
     assert!(b.list("").unwrap().is_empty());
 }
 

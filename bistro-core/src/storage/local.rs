@@ -102,6 +102,27 @@ impl LocalBucket {
         })
     }
 
+    /// Refuses a key whose folders (below the root) include a symbolic
+    /// link, which could point outside the bucket.
+    fn refuse_linked_folders(&self, key: &str) -> Result<()> {
+        let mut walk = self.root.clone();
+        let folders = key.rsplit_once('/').map_or("", |(dirs, _)| dirs);
+        for component in folders.split('/').filter(|c| !c.is_empty()) {
+            walk.push(component);
+            match fs::symlink_metadata(&walk) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(Error::InvalidArgument(format!(
+                        "object {key:?} goes through a symbolic link"
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(Error::io(&walk, e)),
+            }
+        }
+        Ok(())
+    }
+
     fn prepare_parent(&self, path: &Path) -> Result<()> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -112,6 +133,7 @@ impl LocalBucket {
     /// Writes the object with `fill` filling a temp file, then renames it.
     fn put_with(&self, key: &str, fill: impl FnOnce(&mut File, &Path) -> Result<()>) -> Result<()> {
         let path = self.path_of(key)?;
+        self.refuse_linked_folders(key)?;
         self.prepare_parent(&path)?;
         let mut temp = TempFile::beside(&path)?;
         let temp_path = temp.path().to_path_buf();
