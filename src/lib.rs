@@ -3,5 +3,6 @@
 //! The SDK itself is [`bistro_core`], re-exported here.
 
 pub mod chart;
+pub mod cli;
 
 pub use bistro_core::*;

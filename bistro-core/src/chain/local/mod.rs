@@ -1,0 +1,265 @@
+//! [`LocalChain`]: an embedded chain for a local network and for tests.
+//!
+//! Its state is a directory that every process of a local network opens:
+//! `chain.json` (the state, JSON) and `chain.lock` (the writers' lock). See
+//! [`store`] for how changes stay atomic across processes and threads.
+//!
+//! - **Blocks** advance with the wall clock, one every `block_time` from the
+//!   genesis time, plus any blocks added with [`LocalChain::advance`]; with a
+//!   zero `block_time` they advance only by `advance` (what tests use).
+//! - **Block hashes** are BLAKE3 (derive-key mode) of the genesis seed and
+//!   the block number: deterministic, and the same in every process.
+//! - **Subnets** are added with [`LocalChain::add_subnet`]; hotkeys register
+//!   with [`LocalChain::register`] and get the next uid (no replacement when
+//!   full: registering then fails). Validator permits go to the
+//!   `max_validators` hotkeys with the most stake.
+//! - **Weights** and **commitments** follow subtensor's rules where bistro
+//!   relies on them (registered hotkeys only, a validator permit to set
+//!   weights on others, no duplicate or unknown uids, commit-reveal refused).
+//!   Rate limits, emissions and consensus are not simulated.
+//! - Signatures are not checked: the processes sharing a directory trust
+//!   each other; the chain records what the [`Signer`]'s public key did.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::chain::{Block, Chain, Metagraph, Signer};
+use crate::error::{Error, Result};
+use crate::identity::PublicKey;
+
+mod state;
+mod store;
+
+pub use state::{MAX_UIDS, SubnetConfig, WeightsRow, WeightsSet};
+pub(crate) use store::atomic_write;
+
+use state::State;
+
+/// How a new local chain is set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalChainConfig {
+    /// Time per block; zero means blocks advance only by [`LocalChain::advance`].
+    pub block_time: Duration,
+    /// Seeds the block hashes; `None` picks a fresh one.
+    pub genesis_seed: Option<[u8; 32]>,
+}
+
+impl Default for LocalChainConfig {
+    /// Subtensor's 12-second blocks, and a fresh genesis seed.
+    fn default() -> Self {
+        LocalChainConfig {
+            block_time: Duration::from_secs(12),
+            genesis_seed: None,
+        }
+    }
+}
+
+impl LocalChainConfig {
+    /// A chain whose blocks advance only by [`LocalChain::advance`], with a
+    /// fixed seed: what tests use.
+    pub fn manual(genesis_seed: [u8; 32]) -> Self {
+        LocalChainConfig {
+            block_time: Duration::ZERO,
+            genesis_seed: Some(genesis_seed),
+        }
+    }
+}
+
+/// An embedded chain stored in a directory shared by local processes.
+#[derive(Clone, Debug)]
+pub struct LocalChain {
+    dir: PathBuf,
+    block_time: Duration,
+}
+
+impl LocalChain {
+    /// Opens the chain in `dir`, creating it with `config` if there is none
+    /// (an existing chain keeps its own settings). Safe to call from several
+    /// processes at once: exactly one creates it.
+    pub fn open_or_create(dir: impl AsRef<Path>, config: &LocalChainConfig) -> Result<Self> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let locked = store::lock(dir)?;
+        let state = match store::read_state_bytes(dir)? {
+            Some(bytes) => State::from_bytes(&bytes)?,
+            None => {
+                let ms = config.block_time.as_millis();
+                if config.block_time > Duration::ZERO && ms == 0 {
+                    return Err(Error::InvalidArgument(
+                        "block_time must be zero or at least 1 ms".into(),
+                    ));
+                }
+                let seed = match config.genesis_seed {
+                    Some(seed) => seed,
+                    None => fresh_seed(dir),
+                };
+                let ms = u64::try_from(ms)
+                    .map_err(|_| Error::InvalidArgument("block_time too long".into()))?;
+                let state = State::new(seed, now_ms(), ms)?;
+                store::write_state_bytes(&locked, dir, &state.to_bytes()?)?;
+                state
+            }
+        };
+        Ok(LocalChain {
+            dir: dir.to_path_buf(),
+            block_time: Duration::from_millis(state.block_time_ms),
+        })
+    }
+
+    /// Opens an existing chain; [`Error::NotFound`] if `dir` holds none.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let state = load(dir)?;
+        Ok(LocalChain {
+            dir: dir.to_path_buf(),
+            block_time: Duration::from_millis(state.block_time_ms),
+        })
+    }
+
+    /// The chain's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Adds subnet `netuid` with `config`; `false` if it existed already
+    /// (then its settings are kept).
+    pub fn add_subnet(&self, netuid: u16, config: SubnetConfig) -> Result<bool> {
+        self.update(|state, _| state.add_subnet(netuid, config))
+    }
+
+    /// Registers `hotkey` (owned by `coldkey`, with `stake` rao) on subnet
+    /// `netuid` and returns its uid; a registered hotkey keeps its uid.
+    pub fn register(
+        &self,
+        netuid: u16,
+        hotkey: &PublicKey,
+        coldkey: &PublicKey,
+        stake: u64,
+    ) -> Result<u16> {
+        self.update(|state, block| state.register(netuid, *hotkey, *coldkey, stake, block))
+    }
+
+    /// Sets the stake (rao) of a registered hotkey.
+    pub fn set_stake(&self, netuid: u16, hotkey: &PublicKey, stake: u64) -> Result<()> {
+        self.update(|state, _| state.set_stake(netuid, hotkey, stake))
+    }
+
+    /// Turns commit-reveal on or off for a subnet (on: `set_weights` fails).
+    pub fn set_commit_reveal(&self, netuid: u16, enabled: bool) -> Result<()> {
+        self.update(|state, _| state.set_commit_reveal(netuid, enabled))
+    }
+
+    /// Adds `blocks` blocks now and returns the new latest block.
+    pub fn advance(&self, blocks: u64) -> Result<Block> {
+        let number = self.update(|state, block| {
+            state.advanced = state
+                .advanced
+                .checked_add(blocks)
+                .ok_or_else(|| Error::InvalidArgument("block number overflow".into()))?;
+            Ok(block.saturating_add(blocks))
+        })?;
+        let state = load(&self.dir)?;
+        Ok(Block {
+            number,
+            hash: state.block_hash(number),
+        })
+    }
+
+    /// The weights every neuron of subnet `netuid` set last (neurons that
+    /// never set weights are left out).
+    pub fn weights(&self, netuid: u16) -> Result<Vec<WeightsRow>> {
+        load(&self.dir)?.weights(netuid)
+    }
+
+    /// Applies `change` to the state under the lock and stores the result
+    /// (only if `change` succeeds). `change` gets the current block number.
+    fn update<T>(&self, change: impl FnOnce(&mut State, u64) -> Result<T>) -> Result<T> {
+        let locked = store::lock(&self.dir)?;
+        let mut state = load(&self.dir)?;
+        let block = state.block_number(now_ms());
+        let out = change(&mut state, block)?;
+        state.validate()?;
+        store::write_state_bytes(&locked, &self.dir, &state.to_bytes()?)?;
+        Ok(out)
+    }
+}
+
+impl Chain for LocalChain {
+    fn block(&self) -> Result<Block> {
+        let state = load(&self.dir)?;
+        let number = state.block_number(now_ms());
+        Ok(Block {
+            number,
+            hash: state.block_hash(number),
+        })
+    }
+
+    fn block_hash(&self, number: u64) -> Result<Option<[u8; 32]>> {
+        let state = load(&self.dir)?;
+        Ok((number <= state.block_number(now_ms())).then(|| state.block_hash(number)))
+    }
+
+    fn metagraph(&self, netuid: u16) -> Result<Metagraph> {
+        let state = load(&self.dir)?;
+        state.metagraph(netuid, state.block_number(now_ms()))
+    }
+
+    fn commitment(&self, netuid: u16, hotkey: &PublicKey) -> Result<Option<Vec<u8>>> {
+        load(&self.dir)?.commitment(netuid, hotkey)
+    }
+
+    fn set_commitment(&self, netuid: u16, signer: &dyn Signer, data: &[u8]) -> Result<()> {
+        let hotkey = signer.public_key();
+        self.update(|state, block| state.set_commitment(netuid, &hotkey, data, block))
+    }
+
+    fn set_weights(
+        &self,
+        netuid: u16,
+        signer: &dyn Signer,
+        uids: &[u16],
+        weights: &[u16],
+        version_key: u64,
+    ) -> Result<()> {
+        let hotkey = signer.public_key();
+        self.update(|state, block| {
+            state.set_weights(netuid, &hotkey, uids, weights, version_key, block)
+        })
+    }
+
+    fn block_time(&self) -> Duration {
+        self.block_time
+    }
+}
+
+/// Reads and validates the state in `dir`.
+fn load(dir: &Path) -> Result<State> {
+    match store::read_state_bytes(dir)? {
+        Some(bytes) => State::from_bytes(&bytes),
+        None => Err(Error::NotFound(format!(
+            "no local chain in {} (create one with LocalChain::open_or_create)",
+            dir.display()
+        ))),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A genesis seed that differs between chains: the directory, the time and
+/// the process. (Not a secret; it only makes hashes differ between chains.)
+fn fresh_seed(dir: &Path) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("bistro local chain genesis seed v1");
+    h.update(dir.as_os_str().as_encoded_bytes());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    h.update(&nanos.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    *h.finalize().as_bytes()
+}
