@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 use rayon::prelude::*;
 
-use super::header::{HEADER_LEN, Header};
-use super::index::Index;
+use super::header::Header;
+use super::view::{read_page, validate};
 use crate::data::page::Page;
 use crate::data::source::{PageSource, TokenizerInfo, page_not_found};
 use crate::digest::Digest;
@@ -56,25 +56,7 @@ impl ShardFile {
         // content changes are caught by the per-page digests. Writers in this
         // crate never modify a shard in place: they rename a new file over it.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
-        let header = Header::parse(&map)?;
-        let layout = header.layout();
-        let len = map.len() as u64;
-        if len < layout.end {
-            return Err(Error::Truncated {
-                input: "shard",
-                what: format!("{} (header declares {} bytes)", path.display(), layout.end),
-                needed: layout.end,
-                available: len,
-            });
-        }
-        if len > layout.end {
-            return Err(Error::corrupt(
-                "shard",
-                format!("byte {}", layout.end),
-                format!("{} trailing bytes after the tokens", len - layout.end),
-            ));
-        }
-        Index::parse(&header, &map[HEADER_LEN..layout.tokens as usize])?;
+        let header = validate(&map, &path.display().to_string())?;
         Ok(ShardFile { path, map, header })
     }
 
@@ -98,26 +80,14 @@ impl ShardFile {
         self.header.page_count
     }
 
-    fn index(&self) -> Index<'_> {
-        let layout = self.header.layout();
-        Index::trusted(&self.header, &self.map[HEADER_LEN..layout.tokens as usize])
-    }
-
     /// Page `page` of this shard (its id is the shard-local `page`).
     pub fn page(&self, page: u64) -> Result<Page> {
-        if page >= self.header.page_count {
-            return Err(page_not_found(
-                page,
-                self.header.page_count,
-                &self.path.display().to_string(),
-            ));
-        }
-        let index = self.index();
-        let span = index.span(page);
-        let width = u64::from(self.header.token_bytes);
-        let start = self.header.layout().tokens + span.first_token * width;
-        let end = start + span.tokens() * width;
-        index.decode_page(&self.header, page, &self.map[start as usize..end as usize])
+        read_page(
+            &self.header,
+            &self.map,
+            page,
+            &self.path.display().to_string(),
+        )
     }
 }
 

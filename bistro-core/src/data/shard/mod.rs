@@ -6,6 +6,7 @@
 mod file;
 mod header;
 mod index;
+mod view;
 mod writer;
 
 pub use file::{ShardFile, ShardSource, dataset_identity};
@@ -14,6 +15,7 @@ pub use header::{
     MAX_SEQUENCES, MAX_TOKENS, VERSION,
 };
 pub use index::{Index, PageSpan};
+pub use view::ShardView;
 pub use writer::{ShardSummary, ShardWriter};
 
 #[cfg(test)]

@@ -378,3 +378,20 @@ fn batches_pack_pages_with_eos_padding() {
     assert_eq!(params.num_pages, 2);
     assert_eq!(params.dataset_id, source.dataset_id());
 }
+
+#[test]
+fn a_view_over_bytes_reads_what_the_file_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = shard_bytes(dir.path(), 4);
+    let file = ShardFile::open(&path).unwrap();
+    let view = ShardView::parse(&bytes).unwrap();
+    assert_eq!(view.header(), file.header());
+    for p in 0..view.page_count() {
+        assert_eq!(view.page(p).unwrap(), file.page(p).unwrap());
+    }
+    assert!(matches!(view.page(20), Err(Error::NotFound(_))));
+    assert!(matches!(
+        ShardView::parse(&bytes[..bytes.len() - 2]),
+        Err(Error::Truncated { .. })
+    ));
+}
