@@ -1009,6 +1009,50 @@ fn weights_match_bistro_core() {
     assert_eq!((s, n), (BISTRO_OK, 0));
 }
 
+/// The vectors the chain helper produced with Bittensor's Python SDK.
+#[test]
+fn weights_match_the_python_sdk_vectors() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../bistro-core/tests/data/chain/weights_python.json"
+    );
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(cases.len() > 5);
+    let list = |c: &serde_json::Value, k: &str| -> Vec<f64> {
+        c[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    for case in &cases {
+        let uids: Vec<u16> = list(case, "uids").iter().map(|&u| u as u16).collect();
+        // The SDK's inputs are float32 values widened to double: exact as f32.
+        let weights: Vec<f32> = list(case, "weights").iter().map(|&w| w as f32).collect();
+        let n = uids.len();
+        let (mut u, mut v, mut count) = (vec![0u16; n], vec![0u16; n], usize::MAX);
+        let status = unsafe {
+            bistro_weights_to_u16(
+                uids.as_ptr(),
+                weights.as_ptr(),
+                n,
+                u.as_mut_ptr(),
+                v.as_mut_ptr(),
+                &mut count,
+            )
+        };
+        assert_eq!(status, BISTRO_OK, "{case}");
+        let want_u: Vec<u16> = list(case, "out_uids").iter().map(|&x| x as u16).collect();
+        let want_v: Vec<u16> = list(case, "out_values").iter().map(|&x| x as u16).collect();
+        assert_eq!(
+            (&u[..count], &v[..count]),
+            (&want_u[..], &want_v[..]),
+            "{case}"
+        );
+    }
+}
+
 #[test]
 fn limits() {
     let mut l = std::mem::MaybeUninit::<bistro_limits>::uninit();

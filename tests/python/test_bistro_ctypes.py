@@ -207,6 +207,13 @@ class Weights(unittest.TestCase):
                          ([0, 1], [65535, 2]))
         self.assertEqual(bistro.weights_to_u16([4, 5], [0.0, 0.0]), ([], []))
         self.assertEqual(bistro.weights_to_u16([], []), ([], []))
+        path = os.path.join(REPO, "bistro-core", "tests", "data", "chain", "weights_python.json")
+        with open(path, encoding="utf-8") as f:
+            cases = json.load(f)  # produced by Bittensor's Python SDK
+        self.assertGreater(len(cases), 5)
+        for c in cases:
+            self.assertEqual(bistro.weights_to_u16(c["uids"], c["weights"]),
+                             (c["out_uids"], c["out_values"]), c)
         with self.assertRaises(bistro.BistroError) as caught:
             bistro.weights_to_u16([1, 2], [1.0, -1.0])
         self.assertEqual(caught.exception.name, "BISTRO_ERR_INVALID_ARGUMENT")
