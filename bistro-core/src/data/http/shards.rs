@@ -15,7 +15,8 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 
 /// Largest shard index fetched over HTTP (page and sequence tables and page
-/// digests), in bytes.
+/// digests), in bytes. [`HttpOptions::max_response_bytes`] also bounds it:
+/// raise that to read shards with larger indexes.
 pub const MAX_REMOTE_INDEX_BYTES: u64 = 1 << 30;
 
 /// One remote shard: its URL, validated header and index bytes.

@@ -1,7 +1,10 @@
 //! Token shards: pre-tokenized, memory-mapped files of pages. The format is
 //! specified in `docs/shards.md`; [`ShardWriter`] writes it, [`ShardFile`]
 //! and [`ShardSource`] read it with full validation up front (header, exact
-//! length, index digest, tables) and per-page digests on every read.
+//! length, index digest, tables) and per-page digests on every read;
+//! [`ShardView`] does the same over bytes the caller holds.
+//!
+#![doc = include_str!("../../../../docs/shards.md")]
 
 mod file;
 mod header;
