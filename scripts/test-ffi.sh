@@ -3,7 +3,7 @@
 #
 #   1. cargo test -p bistro-ffi           the boundary's Rust unit tests
 #   2. scripts/check-header.sh            include/bistro.h matches the code
-#   3. tests/c: cc -std=c11 -Wall -Wextra -Werror -pedantic
+#   3. tests/c: cc -std=c11 -Wall -Wextra -Werror -pedantic (and the C example of docs/ffi.md)
 #        a. against libbistro.so
 #        b. the same binary under valgrind --leak-check=full --error-exitcode=1
 #        c. with -fsanitize=address,undefined against libbistro.a (LeakSanitizer on)
@@ -59,10 +59,23 @@ sanitize=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 cc "${cflags[@]}" tests/c/test_bistro.c -o "$build/test_c" "${shared[@]}"
 "$build/test_c"
 
+# The minimal program of docs/ffi.md must keep compiling and running.
+python3 - docs/ffi.md "$build/doc_example.c" <<'PY'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+m = re.search(r"## A minimal C program\n\n```c\n(.*?)```", text, re.S)
+if not m:
+    sys.exit("docs/ffi.md has no 'A minimal C program' code block")
+open(sys.argv[2], "w", encoding="utf-8").write(m.group(1))
+PY
+cc "${cflags[@]}" "$build/doc_example.c" -o "$build/doc_example" "${shared[@]}"
+
 step "C test under valgrind"
 vg=(valgrind --quiet --leak-check=full --error-exitcode=1
     --suppressions=tests/c/valgrind.supp)
 "${vg[@]}" "$build/test_c"
+"${vg[@]}" "$build/doc_example"
+echo "docs/ffi.md example: ran clean under valgrind"
 
 step "C test with AddressSanitizer + UBSan, static library"
 cc "${cflags[@]}" "${sanitize[@]}" tests/c/test_bistro.c -o "$build/test_c_asan" \

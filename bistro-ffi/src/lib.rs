@@ -25,6 +25,10 @@
 //! the header's (pointers valid for the lengths given, handles from this
 //! library and not yet freed). That contract is stated once, in the
 //! header's conventions, rather than in a `# Safety` section per function.
+//!
+//! ---
+//!
+#![doc = include_str!("../../docs/ffi.md")]
 #![warn(missing_docs)]
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]
