@@ -58,5 +58,10 @@ pub use version::*;
 pub use weights::*;
 pub use writer::*;
 
+// The boundary turns panics into BISTRO_ERR_PANIC with catch_unwind, which
+// catches nothing when panics abort.
+#[cfg(panic = "abort")]
+compile_error!("bistro-ffi must be built with panic = \"unwind\" (its panic boundary needs it)");
+
 #[cfg(test)]
 mod tests;
