@@ -45,8 +45,17 @@ def main():
     for uids, weights in cases:
         weights = [f32(x) for x in weights]
         got_uids, got_values = normalize(uids, weights)
+        # Exact float32 bit patterns too: JSON readers need not parse
+        # decimals to the nearest float.
+        bits = [struct.unpack("<I", struct.pack("<f", w))[0] for w in weights]
         out.append(
-            {"uids": uids, "weights": weights, "out_uids": got_uids, "out_values": got_values}
+            {
+                "uids": uids,
+                "weights": weights,
+                "weights_f32_bits": bits,
+                "out_uids": got_uids,
+                "out_values": got_values,
+            }
         )
     print(json.dumps(out, separators=(",", ":")).replace("},{", "},\n{"))
 
