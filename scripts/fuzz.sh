@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of the delta codec for a bounded time, starting from
-# the committed seed corpus; exits non-zero if any target finds a crash.
+# Runs every fuzz target (the delta codec's `decode` and `roundtrip`, and
+# those other modules add) for a bounded time, starting from the committed
+# seed corpus in fuzz/seeds/<target>/; exits non-zero if any target finds a crash.
 #
-#   scripts/fuzz.sh [seconds-per-target]     (default 60)
+#   scripts/fuzz.sh [seconds-per-target [target...]]   (default: 60 s, all targets)
 #
 # Installs cargo-fuzz if it is missing (once, about 2 minutes on 2 cores).
 # Uses the nightly toolchain when rustup has one, or else stable with
@@ -13,7 +14,7 @@ set -euo pipefail
 
 seconds="${1:-60}"
 case "$seconds" in
-  '' | *[!0-9]*) echo "usage: $0 [seconds-per-target]" >&2; exit 2 ;;
+  '' | *[!0-9]*) echo "usage: $0 [seconds-per-target [target...]]" >&2; exit 2 ;;
 esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root/fuzz"

@@ -30,7 +30,12 @@ fn all_encodings(n: u64) -> Vec<Encoding> {
 /// Encodes `data` (with a residual when given), decodes it with the fast
 /// reader and the naive one, and checks both against each other and the
 /// spec's error bounds. Returns the decoded values.
-fn round_trip(data: &[f32], shape: &[u64], enc: Encoding, residual: Option<&mut [f32]>) -> Vec<f32> {
+fn round_trip(
+    data: &[f32],
+    shape: &[u64],
+    enc: Encoding,
+    residual: Option<&mut [f32]>,
+) -> Vec<f32> {
     let encoded_input: Vec<f32> = match &residual {
         Some(r) => data.iter().zip(r.iter()).map(|(x, r)| x + r).collect(),
         None => data.to_vec(),
@@ -58,7 +63,11 @@ fn round_trip(data: &[f32], shape: &[u64], enc: Encoding, residual: Option<&mut 
         // The residual now holds exactly (data + old residual) − decoded.
         let r = residual.unwrap();
         for i in 0..data.len() {
-            assert_eq!(r[i].to_bits(), (encoded_input[i] - decoded[i]).to_bits(), "{enc} at {i}");
+            assert_eq!(
+                r[i].to_bits(),
+                (encoded_input[i] - decoded[i]).to_bits(),
+                "{enc} at {i}"
+            );
         }
     }
     reader.check_all_finite().unwrap();
@@ -97,14 +106,33 @@ fn edge_shapes_and_values() {
     let edges = [65504.0, -65519.0, 6e-8, -1e-40, 0.0, -0.0, 1e-45, 3.3e38];
     round_trip(&edges[..7], &[7], Encoding::Dense(DType::F16), None);
     round_trip(&edges, &[8], Encoding::Dense(DType::BF16), None);
-    round_trip(&edges[..7], &[7], Encoding::Int8Block { block_size: 3 }, None);
+    round_trip(
+        &edges[..7],
+        &[7],
+        Encoding::Int8Block { block_size: 3 },
+        None,
+    );
     // The largest magnitude int8 accepts (2^127), and one just over it.
     let top = [1.701_411_8e38, -1.0, 5.0];
     round_trip(&top, &[3], Encoding::Int8Block { block_size: 2 }, None);
     let mut w = DeltaWriter::new(Vec::new(), &header(), &Limits::default()).unwrap();
     let over = [3.3e38f32];
-    assert!(w.add_tensor("o", &[1], &over, Encoding::Int8Block { block_size: 1 }, None).is_err());
-    round_trip(&[f32::MAX, -f32::MAX, 1.0], &[3], Encoding::Dense(DType::F32), None);
+    assert!(
+        w.add_tensor(
+            "o",
+            &[1],
+            &over,
+            Encoding::Int8Block { block_size: 1 },
+            None
+        )
+        .is_err()
+    );
+    round_trip(
+        &[f32::MAX, -f32::MAX, 1.0],
+        &[3],
+        Encoding::Dense(DType::F32),
+        None,
+    );
 }
 
 #[test]
@@ -140,7 +168,10 @@ fn error_feedback_carries_what_top_k_left_out() {
 
 #[test]
 fn large_tensors_take_the_parallel_paths_and_agree_with_the_oracle() {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
     pool.install(|| {
         let n = 600_000;
         let data = sample(n, 21);
@@ -189,14 +220,24 @@ fn many_tensors_lookup_and_iteration_order() {
     let tensors: Vec<_> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| (*n, vec![i as u64 + 1], sample(i + 1, i as u64), Encoding::Dense(DType::F32)))
+        .map(|(i, n)| {
+            (
+                *n,
+                vec![i as u64 + 1],
+                sample(i + 1, i as u64),
+                Encoding::Dense(DType::F32),
+            )
+        })
         .collect();
     let bytes = write(&tensors);
     let r = DeltaReader::open(&bytes, &Limits::default()).unwrap();
     let order: Vec<&str> = r.tensors().map(|t| t.name()).collect();
     assert_eq!(order, names);
     for (i, n) in names.iter().enumerate() {
-        assert_eq!(r.tensor(n).unwrap().decode().unwrap(), sample(i + 1, i as u64));
+        assert_eq!(
+            r.tensor(n).unwrap().decode().unwrap(),
+            sample(i + 1, i as u64)
+        );
     }
     assert!(r.get("a.bi").is_none() && r.get("zz").is_none());
     assert_eq!(r.total_elements(), 15);
@@ -235,8 +276,14 @@ fn a_writer_streams_to_a_file() {
     let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     let mut w = DeltaWriter::new(file, &header(), &Limits::default()).unwrap();
     let data = sample(3_000_000, 8);
-    w.add_tensor("big", &[3_000_000], &data, Encoding::Dense(DType::F16), None)
-        .unwrap();
+    w.add_tensor(
+        "big",
+        &[3_000_000],
+        &data,
+        Encoding::Dense(DType::F16),
+        None,
+    )
+    .unwrap();
     let (_, digest) = w.finish().unwrap();
     let mapped = open_file(&path, &Limits::default()).unwrap();
     assert_eq!(mapped.reader().digest(), digest);
@@ -245,7 +292,9 @@ fn a_writer_streams_to_a_file() {
 #[test]
 fn external_signatures_go_into_the_footer_without_changing_the_digest() {
     let mut bytes = write(&[("w", vec![4], sample(4, 1), Encoding::Dense(DType::F32))]);
-    let digest = DeltaReader::open(&bytes, &Limits::default()).unwrap().digest();
+    let digest = DeltaReader::open(&bytes, &Limits::default())
+        .unwrap()
+        .digest();
     let sig = bistro_core::Signature([0xab; 64]);
     write_signature(&mut bytes, &sig).unwrap();
     let r = DeltaReader::open(&bytes, &Limits::default()).unwrap();
@@ -263,8 +312,14 @@ fn signed_deltas_verify_against_the_header_hotkey() {
     let mut h = header();
     h.hotkey = pair.public();
     let mut w = DeltaWriter::new(Vec::new(), &h, &Limits::default()).unwrap();
-    w.add_tensor("w", &[3], &[1.0, 2.0, 3.0], Encoding::Dense(DType::F32), None)
-        .unwrap();
+    w.add_tensor(
+        "w",
+        &[3],
+        &[1.0, 2.0, 3.0],
+        Encoding::Dense(DType::F32),
+        None,
+    )
+    .unwrap();
     let (bytes, digest) = w.finish_signed(&pair).unwrap();
     let r = DeltaReader::open(&bytes, &Limits::default()).unwrap();
     r.verify_signature().unwrap();
@@ -272,10 +327,14 @@ fn signed_deltas_verify_against_the_header_hotkey() {
 
     // An external signer signs the digest of an unsigned file.
     let mut w = DeltaWriter::new(Vec::new(), &h, &Limits::default()).unwrap();
-    w.add_tensor("w", &[1], &[1.0], Encoding::Dense(DType::F32), None).unwrap();
+    w.add_tensor("w", &[1], &[1.0], Encoding::Dense(DType::F32), None)
+        .unwrap();
     let (mut unsigned, digest) = w.finish().unwrap();
     let r = DeltaReader::open(&unsigned, &Limits::default()).unwrap();
-    assert!(matches!(r.verify_signature(), Err(bistro_core::Error::BadSignature(_))));
+    assert!(matches!(
+        r.verify_signature(),
+        Err(bistro_core::Error::BadSignature(_))
+    ));
     write_signature(&mut unsigned, &pair.sign(&digest.0)).unwrap();
     DeltaReader::open(&unsigned, &Limits::default())
         .unwrap()
@@ -286,7 +345,10 @@ fn signed_deltas_verify_against_the_header_hotkey() {
     let other = Keypair::from_seed([10; 32]).unwrap();
     write_signature(&mut unsigned, &other.sign(&digest.0)).unwrap();
     let r = DeltaReader::open(&unsigned, &Limits::default()).unwrap();
-    assert!(matches!(r.verify_signature(), Err(bistro_core::Error::BadSignature(_))));
+    assert!(matches!(
+        r.verify_signature(),
+        Err(bistro_core::Error::BadSignature(_))
+    ));
     let w = DeltaWriter::new(Vec::new(), &h, &Limits::default()).unwrap();
     assert!(matches!(
         w.finish_signed(&other),

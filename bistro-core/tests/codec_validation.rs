@@ -49,7 +49,10 @@ fn a_valid_raw_file_opens() {
 
 #[test]
 fn bad_magic_short_input_and_wrong_version() {
-    assert!(matches!(open(b"GIF89a.........."), Err(Error::BadMagic { .. })));
+    assert!(matches!(
+        open(b"GIF89a.........."),
+        Err(Error::BadMagic { .. })
+    ));
     assert!(matches!(open(b""), Err(Error::Truncated { .. })));
     assert!(matches!(open(b"BSTRD"), Err(Error::Truncated { .. })));
     let mut bytes = small();
@@ -109,7 +112,11 @@ fn tensor_count_limit_and_mismatch() {
     };
     assert!(matches!(
         DeltaReader::open(&good, &limits),
-        Err(Error::LimitExceeded { limit: 1, actual: 2, .. })
+        Err(Error::LimitExceeded {
+            limit: 1,
+            actual: 2,
+            ..
+        })
     ));
     let mut fewer = good.clone();
     fewer[footer + 16] = 1;
@@ -192,7 +199,10 @@ fn names_must_be_utf8_non_empty_nul_free_unique_and_zero_padded() {
     }
     e.name = b"twice".to_vec();
     let reason = corrupt_reason(&raw_delta(&[e.clone(), RawEntry::dense_f32("b", &[]), e]));
-    assert!(reason.contains("duplicate") && reason.contains("entry 2"), "{reason}");
+    assert!(
+        reason.contains("duplicate") && reason.contains("entry 2"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -313,7 +323,10 @@ fn payloads_are_contiguous_aligned_and_zero_padded() {
             ..b.clone()
         };
         let reason = corrupt_reason(&raw_delta(&[a.clone(), b]));
-        assert!(reason.contains("entry 1") && reason.contains("contiguous"), "{reason}");
+        assert!(
+            reason.contains("entry 1") && reason.contains("contiguous"),
+            "{reason}"
+        );
     }
     let mut bytes = raw_delta(&[a, b]);
     bytes[128 + 12] = 1; // padding after a's 12 bytes
@@ -468,8 +481,14 @@ fn apply_and_decode_check_buffer_lengths() {
     let r = DeltaReader::open(&bytes, &Limits::default()).unwrap();
     let t = r.tensor("layer.0.weight").unwrap();
     let mut short = vec![0f32; 11];
-    assert!(matches!(t.apply(&mut short, 1.0), Err(Error::InvalidArgument(_))));
-    assert!(matches!(t.decode_into(&mut short), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        t.apply(&mut short, 1.0),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        t.decode_into(&mut short),
+        Err(Error::InvalidArgument(_))
+    ));
     assert!(short.iter().all(|&x| x == 0.0));
     assert!(matches!(r.tensor("nope"), Err(Error::NotFound(_))));
 }
@@ -490,11 +509,20 @@ fn the_writer_refuses_what_the_reader_would_reject() {
     let cases: Vec<(Result<(), Error>, &str)> = vec![
         (w.add_tensor("", &[1], &[1.0], f32d, None), "empty"),
         (w.add_tensor("a\0", &[1], &[1.0], f32d, None), "NUL"),
-        (w.add_tensor("too-long-name", &[1], &[1.0], f32d, None), "length"),
+        (
+            w.add_tensor("too-long-name", &[1], &[1.0], f32d, None),
+            "length",
+        ),
         (w.add_tensor("r", &[1, 1, 1], &[1.0], f32d, None), "rank"),
         (w.add_tensor("s", &[2, 2], &[1.0], f32d, None), "data has 1"),
-        (w.add_tensor("s", &[101], &[0.0; 101], f32d, None), "total elements"),
-        (w.add_tensor("f", &[80], &[0.0; 80], f32d, None), "file size"),
+        (
+            w.add_tensor("s", &[101], &[0.0; 101], f32d, None),
+            "total elements",
+        ),
+        (
+            w.add_tensor("f", &[80], &[0.0; 80], f32d, None),
+            "file size",
+        ),
         (
             w.add_tensor("n", &[2], &[1.0, f32::NAN], f32d, None),
             "non-finite",
@@ -508,7 +536,13 @@ fn the_writer_refuses_what_the_reader_would_reject() {
             "dense int8",
         ),
         (
-            w.add_tensor("b", &[1], &[1.0], Encoding::Int8Block { block_size: 0 }, None),
+            w.add_tensor(
+                "b",
+                &[1],
+                &[1.0],
+                Encoding::Int8Block { block_size: 0 },
+                None,
+            ),
             "block size",
         ),
         (
@@ -529,13 +563,7 @@ fn the_writer_refuses_what_the_reader_would_reject() {
             "residual",
         ),
         (
-            w.add_tensor(
-                "o",
-                &[4],
-                &[f32::MAX; 4],
-                f32d,
-                Some(&mut huge[..]),
-            ),
+            w.add_tensor("o", &[4], &[f32::MAX; 4], f32d, Some(&mut huge[..])),
             "non-finite",
         ),
     ];
@@ -543,7 +571,10 @@ fn the_writer_refuses_what_the_reader_would_reject() {
         let message = result.expect_err(expected).to_string();
         assert!(message.contains(expected), "{expected}: {message}");
     }
-    assert_eq!(residual, [0.5; 4], "a rejected call leaves the residual alone");
+    assert_eq!(
+        residual, [0.5; 4],
+        "a rejected call leaves the residual alone"
+    );
     assert_eq!(huge, [f32::MAX; 4]);
     w.add_tensor("ok", &[2], &[1.0, 2.0], f32d, None).unwrap();
     let dup = w.add_tensor("ok", &[2], &[1.0, 2.0], f32d, None);

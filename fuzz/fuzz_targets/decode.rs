@@ -10,8 +10,7 @@ use libfuzzer_sys::fuzz_target;
 
 fn same(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len()
-        && a
-            .iter()
+        && a.iter()
             .zip(b)
             .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
 }
@@ -33,11 +32,16 @@ fn exercise(bytes: &[u8]) {
         assert_eq!(view.name(), slow.name);
         let _ = view.check_finite();
         let decoded = view.decode().expect("decode of a validated tensor");
-        assert!(same(&decoded, &slow.values), "decode differs for {}", slow.name);
+        assert!(
+            same(&decoded, &slow.values),
+            "decode differs for {}",
+            slow.name
+        );
         let touched: Vec<u64> = view.touched_indices().collect();
         assert_eq!(touched, slow.touched);
         let mut fast = vec![1.0f32; decoded.len()];
-        view.apply(&mut fast, 0.5).expect("apply of a validated tensor");
+        view.apply(&mut fast, 0.5)
+            .expect("apply of a validated tensor");
         let mut reference = vec![1.0f32; decoded.len()];
         naive::apply(slow, &mut reference, 0.5);
         assert!(same(&fast, &reference), "apply differs for {}", slow.name);

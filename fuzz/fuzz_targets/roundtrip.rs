@@ -46,7 +46,11 @@ fuzz_target!(|tensors: Vec<Tensor>| {
         let n: u64 = shape.iter().product();
         let data: Vec<f32> = (0..n as usize)
             .map(|j| {
-                let b = t.values.get(j % t.values.len().max(1)).copied().unwrap_or(0);
+                let b = t
+                    .values
+                    .get(j % t.values.len().max(1))
+                    .copied()
+                    .unwrap_or(0);
                 let b = b.rotate_left(j as u32 % 7);
                 if t.raw_bits {
                     f32::from_bits(b)
@@ -78,7 +82,13 @@ fuzz_target!(|tensors: Vec<Tensor>| {
         let stores = !matches!(encoding, Encoding::TopK { k: 0, .. });
         let check_dtype = if stores { encoding.dtype() } else { DType::F32 };
         let expect_ok = input.iter().all(|&x| fits(check_dtype, x));
-        let result = w.add_tensor(&format!("t{i}"), &shape, &data, encoding, residual.as_deref_mut());
+        let result = w.add_tensor(
+            &format!("t{i}"),
+            &shape,
+            &data,
+            encoding,
+            residual.as_deref_mut(),
+        );
         match (&result, expect_ok) {
             (Ok(()), true) => kept.push((encoding, input, residual, data)),
             (Err(Error::NonFinite { .. }), false) => {
@@ -91,7 +101,8 @@ fuzz_target!(|tensors: Vec<Tensor>| {
         }
     }
     let (bytes, digest) = w.finish().unwrap();
-    let reader = DeltaReader::open(&bytes, &limits).expect("the reader accepts what the writer wrote");
+    let reader =
+        DeltaReader::open(&bytes, &limits).expect("the reader accepts what the writer wrote");
     assert_eq!(reader.digest(), digest);
     reader.check_all_finite().unwrap();
     assert_eq!(reader.len(), kept.len());

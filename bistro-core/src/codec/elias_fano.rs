@@ -39,10 +39,10 @@ impl EfBuilder {
             if let Some(w) = self.lower.get_mut(word) {
                 *w |= low << off;
             }
-            if off + u64::from(l) > 64 {
-                if let Some(w) = self.lower.get_mut(word + 1) {
-                    *w |= low >> (64 - off);
-                }
+            if off + u64::from(l) > 64
+                && let Some(w) = self.lower.get_mut(word + 1)
+            {
+                *w |= low >> (64 - off);
             }
         }
         self.count += 1;
@@ -262,7 +262,13 @@ mod tests {
 
     #[test]
     fn round_trips_various_densities() {
-        for (n, step) in [(5u64, 2u64), (1000, 1), (1000, 7), (1 << 20, 1000), (70, 69)] {
+        for (n, step) in [
+            (5u64, 2u64),
+            (1000, 1),
+            (1000, 7),
+            (1 << 20, 1000),
+            (70, 69),
+        ] {
             let indices: Vec<u64> = (0..n).step_by(step as usize).collect();
             let bytes = encode(n, &indices);
             let ef = EliasFano::new(&bytes, n, indices.len() as u64);

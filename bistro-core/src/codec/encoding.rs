@@ -269,7 +269,11 @@ mod tests {
         w.dtype = DType::F16.code();
         assert!(Encoding::from_wire(w).is_err());
         w.kind = 9;
-        assert!(Encoding::from_wire(w).unwrap_err().contains("unknown encoding"));
+        assert!(
+            Encoding::from_wire(w)
+                .unwrap_err()
+                .contains("unknown encoding")
+        );
         assert!(Encoding::from_wire(Encoding::Dense(DType::I8).to_wire()).is_err());
     }
 
@@ -286,7 +290,10 @@ mod tests {
     #[test]
     fn payload_lengths() {
         assert_eq!(Encoding::Dense(DType::F16).payload_len(10), Ok(20));
-        assert_eq!(Encoding::Int8Block { block_size: 4 }.payload_len(10), Ok(12 + 10));
+        assert_eq!(
+            Encoding::Int8Block { block_size: 4 }.payload_len(10),
+            Ok(12 + 10)
+        );
         let topk = Encoding::TopK {
             k: 2,
             values: DType::I8,

@@ -155,7 +155,9 @@ pub(crate) fn dense_first_non_finite(dtype: DType, src: &[u8]) -> Option<usize> 
         }
     };
     let bytes_per_task = CHUNK * size;
-    let task = src.par_chunks(bytes_per_task).position_first(|s| scan(s).is_some())?;
+    let task = src
+        .par_chunks(bytes_per_task)
+        .position_first(|s| scan(s).is_some())?;
     let start = task * bytes_per_task;
     Some(task * CHUNK + scan(src.get(start..)?)?)
 }
@@ -178,7 +180,9 @@ pub(crate) fn int8_blocks_first_non_finite(block: usize, src: &[u8]) -> Option<u
     };
     let per = blocks_per_task(block);
     let bytes_per_task = per.saturating_mul(block + 4);
-    let task = src.par_chunks(bytes_per_task).position_first(|s| scan(s).is_some())?;
+    let task = src
+        .par_chunks(bytes_per_task)
+        .position_first(|s| scan(s).is_some())?;
     let start = task.checked_mul(bytes_per_task)?;
     Some(task * per * block + scan(src.get(start..)?)?)
 }

@@ -26,13 +26,13 @@ pub struct NaiveTensor {
 
 fn le(bytes: &[u8], at: u64, len: u64) -> Result<u64, String> {
     let start = usize::try_from(at).map_err(|e| e.to_string())?;
-    let end = start
-        .checked_add(len as usize)
-        .ok_or("offset overflows")?;
+    let end = start.checked_add(len as usize).ok_or("offset overflows")?;
     let b = bytes
         .get(start..end)
         .ok_or_else(|| format!("{len} bytes at {at} are outside the file"))?;
-    Ok(b.iter().rev().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+    Ok(b.iter()
+        .rev()
+        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
 }
 
 fn f16_to_f32(bits: u16) -> f32 {

@@ -35,14 +35,16 @@ impl Layout {
             return Err(Error::limit("delta file size", limits.max_file_size, len));
         }
         let (before_footer, footer) = bytes.split_at(bytes.len() - FOOTER_LEN);
-        let footer: &[u8; FOOTER_LEN] = footer.try_into().map_err(|_| {
-            Error::corrupt(INPUT, "footer", "footer is not 128 bytes")
-        })?;
+        let footer: &[u8; FOOTER_LEN] = footer
+            .try_into()
+            .map_err(|_| Error::corrupt(INPUT, "footer", "footer is not 128 bytes"))?;
         let locator = Locator::parse(footer, len)?;
         let (entries, total_elements) = parse_table(before_footer, &locator, limits)?;
         check_payload_layout(bytes, &entries, locator.table_offset)?;
         let by_name = sorted_unique_names(&entries)?;
-        entries.par_iter().try_for_each(|e| check_indices(bytes, e))?;
+        entries
+            .par_iter()
+            .try_for_each(|e| check_indices(bytes, e))?;
 
         let mut stored = [0u8; 32];
         stored.copy_from_slice(&footer[32..64]);
@@ -87,7 +89,7 @@ fn parse_table(
         .filter(|&end| end == before_footer.len() as u64);
     if table_end.is_none()
         || locator.table_offset < HEADER_LEN as u64
-        || locator.table_offset % PAYLOAD_ALIGN != 0
+        || !locator.table_offset.is_multiple_of(PAYLOAD_ALIGN)
     {
         return Err(Error::corrupt(
             INPUT,

@@ -70,8 +70,14 @@ fn spec_test_vector() {
     );
     assert!(SPEC.contains(&format!("its digest is `{digest}`")));
     let reader = DeltaReader::open(&bytes, &Limits::default()).unwrap();
-    assert_eq!(reader.tensor("a").unwrap().decode().unwrap(), [1.0, -2.0, 0.5, 0.0]);
-    assert_eq!(reader.tensor("b").unwrap().decode().unwrap(), [0.0, 3.0, 0.0, -1.5, 0.0]);
+    assert_eq!(
+        reader.tensor("a").unwrap().decode().unwrap(),
+        [1.0, -2.0, 0.5, 0.0]
+    );
+    assert_eq!(
+        reader.tensor("b").unwrap().decode().unwrap(),
+        [0.0, 3.0, 0.0, -1.5, 0.0]
+    );
     let touched: Vec<u64> = reader.tensor("b").unwrap().touched_indices().collect();
     assert_eq!(touched, [1, 3]);
 }

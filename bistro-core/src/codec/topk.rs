@@ -25,10 +25,10 @@ fn histogram(
             |mut h, chunk| {
                 for &x in chunk {
                     let k = key(x);
-                    if select(k) {
-                        if let Some(c) = h.get_mut(bucket(k) & (BUCKETS - 1)) {
-                            *c += 1;
-                        }
+                    if select(k)
+                        && let Some(c) = h.get_mut(bucket(k) & (BUCKETS - 1))
+                    {
+                        *c += 1;
                     }
                 }
                 h

@@ -119,7 +119,9 @@ impl<W: Write> DeltaWriter<W> {
             self.check_tensor(name, shape, data, encoding, residual.as_deref())?;
         let mut source = match residual {
             Some(r) => {
-                r.par_iter_mut().zip(data).for_each(|(r, &x)| *r += x);
+                r.par_chunks_mut(kernels::CHUNK)
+                    .zip(data.par_chunks(kernels::CHUNK))
+                    .for_each(|(r, x)| r.iter_mut().zip(x).for_each(|(r, &x)| *r += x));
                 Source::Feedback(r)
             }
             None => Source::Plain(data),
@@ -239,14 +241,14 @@ impl<W: Write> DeltaWriter<W> {
                 data.len()
             )));
         }
-        if let Some(r) = residual {
-            if r.len() != data.len() {
-                return Err(Error::InvalidArgument(format!(
-                    "residual for {name:?} has {} elements, data has {}",
-                    r.len(),
-                    data.len()
-                )));
-            }
+        if let Some(r) = residual
+            && r.len() != data.len()
+        {
+            return Err(Error::InvalidArgument(format!(
+                "residual for {name:?} has {} elements, data has {}",
+                r.len(),
+                data.len()
+            )));
         }
         encoding
             .check_form()
@@ -373,7 +375,11 @@ impl<W: Write> DeltaWriter<W> {
         // Top-k keeps the largest magnitudes, so the tensor's maximum is the
         // maximum of the kept values.
         let scale = if dtype == DType::I8 && k > 0 {
-            int8_scale(src.par_iter().map(|x| x.abs()).reduce(|| 0.0, f32::max))
+            int8_scale(
+                src.par_chunks(kernels::CHUNK)
+                    .map(|c| c.iter().fold(0f32, |m, x| m.max(x.abs())))
+                    .reduce(|| 0.0, f32::max),
+            )
         } else {
             0.0
         };
@@ -417,13 +423,32 @@ fn check_values(
         _ => encoding.dtype(),
     };
     let ok = |x: f32| x.is_finite() && fits(dtype, x);
-    let bad = match residual {
-        Some(r) => data
-            .par_iter()
-            .zip(r)
-            .position_first(|(&x, &r)| !ok(x + r)),
-        None => data.par_iter().position_first(|&x| !ok(x)),
+    // Whole chunks are checked without early exit (so the loop vectorizes);
+    // the first bad chunk is then searched element by element.
+    let chunk_ok = |xs: &[f32], rs: Option<&[f32]>| match rs {
+        Some(rs) => xs
+            .iter()
+            .zip(rs)
+            .fold(true, |all, (&x, &r)| all & ok(x + r)),
+        None => xs.iter().fold(true, |all, &x| all & ok(x)),
     };
+    let task = match residual {
+        Some(r) => data
+            .par_chunks(kernels::CHUNK)
+            .zip(r.par_chunks(kernels::CHUNK))
+            .position_first(|(xs, rs)| !chunk_ok(xs, Some(rs))),
+        None => data
+            .par_chunks(kernels::CHUNK)
+            .position_first(|xs| !chunk_ok(xs, None)),
+    };
+    let bad = task.and_then(|task| {
+        let start = task * kernels::CHUNK;
+        let end = (start + kernels::CHUNK).min(data.len());
+        (start..end).find(|&i| {
+            let r = residual.and_then(|r| r.get(i)).copied().unwrap_or(0.0);
+            !ok(data.get(i).copied().unwrap_or(0.0) + r)
+        })
+    });
     let Some(index) = bad else {
         return Ok(());
     };
