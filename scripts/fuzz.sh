@@ -32,7 +32,13 @@ else
   export RUSTC_BOOTSTRAP=1
 fi
 
-targets=(decode roundtrip shard)
+# Every target in fuzz/Cargo.toml (the codec's decode and roundtrip, the
+# data module's shard, ...), or the ones named on the command line.
+if (($# > 1)); then
+  targets=("${@:2}")
+else
+  mapfile -t targets < <(cargo "${toolchain[@]}" fuzz list)
+fi
 failed=()
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
