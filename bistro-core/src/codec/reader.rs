@@ -36,7 +36,7 @@ use crate::identity::Signature;
 /// assert_eq!(weights, [1.5, 0.0, 1.0, 3.0]);
 /// # Ok::<(), bistro_core::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DeltaReader<'a> {
     bytes: &'a [u8],
     layout: Cow<'a, Layout>,
@@ -132,6 +132,17 @@ impl<'a> DeltaReader<'a> {
     pub fn check_all_finite(&self) -> Result<()> {
         let views: Vec<TensorView<'_>> = self.tensors().collect();
         views.par_iter().try_for_each(|t| t.check_finite())
+    }
+}
+
+impl std::fmt::Debug for DeltaReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeltaReader")
+            .field("len", &self.bytes.len())
+            .field("header", &self.layout.header)
+            .field("digest", &self.layout.digest)
+            .field("tensors", &self.layout.entries.len())
+            .finish()
     }
 }
 

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 
 /// One tensor of a [`DeltaReader`](super::DeltaReader): its name, shape and
 /// encoding, and its payload, borrowed from the file.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct TensorView<'r> {
     entry: &'r TableEntry,
     payload: &'r [u8],
@@ -174,6 +174,18 @@ impl<'r> TensorView<'r> {
                 }
             }
         }
+    }
+}
+
+impl std::fmt::Debug for TensorView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TensorView")
+            .field("name", &self.name())
+            .field("shape", &self.shape())
+            .field("encoding", &self.encoding())
+            .field("payload_offset", &self.payload_offset())
+            .field("payload_len", &self.payload.len())
+            .finish()
     }
 }
 
