@@ -71,7 +71,7 @@ pub(crate) fn check_name(name: &str, limits: &Limits) -> std::result::Result<(),
     Ok(())
 }
 
-/// The element count of `shape` (checked), within `max` .
+/// The element count of `shape`, or `None` if the product overflows u64.
 pub(crate) fn element_count(shape: &[u64]) -> Option<u64> {
     shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
 }
