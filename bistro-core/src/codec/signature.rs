@@ -10,7 +10,7 @@ use crate::identity::Signature;
 /// delta's digest is unchanged. Checks the framing (magic numbers, length),
 /// not the digest or the signature: open the result with
 /// [`DeltaReader::open`](super::DeltaReader::open) and, with feature
-/// `sr25519`, [`verify_signature`](super::DeltaReader::verify_signature).
+/// `sr25519`, `DeltaReader::verify_signature`.
 pub fn write_signature(bytes: &mut [u8], signature: &Signature) -> Result<()> {
     let len = bytes.len();
     let minimum = HEADER_LEN + FOOTER_LEN;
