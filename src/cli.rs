@@ -321,7 +321,7 @@ impl Args {
     }
 
     /// The hotkey's key pair from the wallet files.
-    #[cfg(feature = "full")]
+    #[cfg(any(feature = "full", feature = "subtensor"))]
     pub fn hotkey(&self) -> Result<bistro_core::Keypair> {
         self.wallet()
             .hotkey_pair(Args::hotkey_password().as_deref())
@@ -330,7 +330,7 @@ impl Args {
     /// Opens the chain the flags select. The embedded chain must have been
     /// created (the local network demo does that); a subtensor network is
     /// connected to.
-    #[cfg(feature = "full")]
+    #[cfg(any(feature = "full", feature = "subtensor"))]
     pub fn open_chain(&self) -> Result<Box<dyn bistro_core::chain::Chain>> {
         Ok(match self.chain_choice()? {
             ChainChoice::Embedded(dir) => Box::new(bistro_core::chain::LocalChain::open(dir)?),

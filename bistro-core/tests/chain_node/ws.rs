@@ -30,10 +30,10 @@ impl Connection {
             if line.is_empty() {
                 break;
             }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.trim().eq_ignore_ascii_case("sec-websocket-key") {
-                    key = Some(value.trim().to_string());
-                }
+            if let Some((name, value)) = line.split_once(':')
+                && name.trim().eq_ignore_ascii_case("sec-websocket-key")
+            {
+                key = Some(value.trim().to_string());
             }
         }
         let key = key.ok_or(std::io::ErrorKind::InvalidData)?;

@@ -209,11 +209,11 @@ impl State {
                         return bad(at(&format!("uid {uid} commitment")), format!("{len} bytes"));
                     }
                 }
-                if let Some(w) = &neuron.weights {
-                    if w.uids.len() != w.values.len() || w.uids.iter().any(|&u| usize::from(u) >= n)
-                    {
-                        return bad(at(&format!("uid {uid} weights")), "bad destinations".into());
-                    }
+                if let Some(w) = &neuron.weights
+                    && (w.uids.len() != w.values.len()
+                        || w.uids.iter().any(|&u| usize::from(u) >= n))
+                {
+                    return bad(at(&format!("uid {uid} weights")), "bad destinations".into());
                 }
             }
         }
@@ -517,7 +517,7 @@ fn encode_hex(bytes: &[u8]) -> String {
 }
 
 fn decode_hex(s: &str) -> std::result::Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 || s.len() > 2 * MAX_COMMITMENT_BYTES {
+    if !s.len().is_multiple_of(2) || s.len() > 2 * MAX_COMMITMENT_BYTES {
         return Err(format!("bad hex length {}", s.len()));
     }
     if !s.bytes().all(|c| c.is_ascii_hexdigit()) {
