@@ -32,6 +32,10 @@
 //! - `schnorrkel` (`sr25519`): Substrate's own sr25519 implementation.
 //! - `tiktoken-rs` (`tokenizer`): the GPT-2 BPE with its ranks built in (offline).
 //! - `tokio` (`subtensor`): the runtime `subxt` needs, kept inside the chain module.
+//! - `scale-info` (`subtensor`): the runtime metadata's type registry (already
+//!   in `subxt`'s tree, not re-exported by it).
+//! - `argon2`, `crypto_secretbox` (`subtensor`): decrypting `$NACL` wallet key
+//!   files (libsodium's argon2i and XSalsa20-Poly1305, from RustCrypto).
 //! - `attohttpc`, `http`, `quick-xml` (`s3`): `rust-s3`'s own dependencies,
 //!   used directly to classify transport errors for retries, to pin ranged
 //!   downloads with `If-Match`, and to parse listings read through a byte cap.
