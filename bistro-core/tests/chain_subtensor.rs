@@ -378,6 +378,58 @@ fn unreachable_and_silent_nodes_are_transient_network_errors() {
 }
 
 #[test]
+fn a_dropped_connection_is_renewed_and_the_read_retried() {
+    let node = MockNode::start(1000);
+    let chain = connect(&node);
+    assert_eq!(chain.block().unwrap().number, 1000);
+    assert_eq!(node.state.lock().unwrap().connections, 1);
+    node.state.lock().unwrap().drop_next = true;
+    assert_eq!(chain.block().unwrap().number, 1000);
+    assert_eq!(node.state.lock().unwrap().connections, 2);
+    assert_eq!(chain.block_hash(1000).unwrap(), Some(hash_of(1000)));
+
+    // A transaction is not resubmitted after a dropped connection, but the
+    // next call has a working connection again.
+    let pair = alice();
+    node.put(
+        "SubtensorModule",
+        "Uids",
+        (1u16, pair.public().0),
+        &Value::u128(0),
+    );
+    node.put(
+        "SubtensorModule",
+        "CommitRevealWeightsEnabled",
+        (1u16,),
+        &Value::bool(false),
+    );
+    node.state.lock().unwrap().nonce = 5;
+    let before = node.state.lock().unwrap().calls.len();
+    let submits = |node: &MockNode| {
+        node.state.lock().unwrap().calls[before..]
+            .iter()
+            .filter(|c| *c == "author_submitAndWatchExtrinsic")
+            .count()
+    };
+    {
+        let mut st = node.state.lock().unwrap();
+        st.silent.push("author_submitAndWatchExtrinsic".into());
+    }
+    let quick = SubtensorConfig {
+        request_timeout: Duration::from_secs(20),
+        transaction_timeout: Duration::from_secs(2),
+        ..SubtensorConfig::default()
+    };
+    let chain = Subtensor::connect_with(&Network::Url(node.url()), quick).unwrap();
+    let err = chain.set_weights(1, &pair, &[0], &[65535], 0).unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(submits(&node), 1);
+    node.state.lock().unwrap().silent.clear();
+    chain.set_weights(1, &pair, &[0], &[65535], 0).unwrap();
+    assert_eq!(submits(&node), 2);
+}
+
+#[test]
 fn calls_from_inside_an_async_runtime_are_refused_not_panics() {
     let node = MockNode::start(1000);
     let chain = connect(&node);

@@ -74,6 +74,10 @@ pub struct State {
     pub outcome: Outcome,
     /// Methods that get no answer (to test timeouts).
     pub silent: Vec<String>,
+    /// Close the connection instead of answering the next request.
+    pub drop_next: bool,
+    /// WebSocket connections accepted so far.
+    pub connections: u32,
     /// Every method called, in order.
     pub calls: Vec<String>,
     /// Every transaction submitted.
@@ -113,6 +117,8 @@ impl MockNode {
             nonce: 0,
             outcome: Outcome::Success,
             silent: Vec::new(),
+            drop_next: false,
+            connections: 0,
             calls: Vec::new(),
             submitted: Vec::new(),
             bodies: HashMap::new(),
@@ -314,6 +320,7 @@ impl Server {
         let Ok(mut conn) = ws::Connection::accept(stream) else {
             return;
         };
+        self.state.lock().unwrap().connections += 1;
         let mut next_sub = 0u32;
         for _ in 0..100_000 {
             if stop.load(Ordering::SeqCst) {
@@ -331,6 +338,11 @@ impl Server {
             let silent = {
                 let mut st = self.state.lock().unwrap();
                 st.calls.push(method.clone());
+                if st.drop_next {
+                    st.drop_next = false;
+                    // Dropping `conn` closes the socket.
+                    return;
+                }
                 st.silent.contains(&method)
             };
             if silent {

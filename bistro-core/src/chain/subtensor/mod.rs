@@ -26,7 +26,7 @@
 //!   naming the pallet error.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use subxt::OnlineClient;
@@ -88,13 +88,45 @@ impl Default for SubtensorConfig {
     }
 }
 
-/// A connection to a subtensor node.
+/// A connection to a subtensor node. When the connection drops, the next
+/// read reconnects once by itself and is retried; a transaction is not
+/// resubmitted (the error says the connection failed), but the next call
+/// finds a fresh connection.
 pub struct Subtensor {
     runtime: tokio::runtime::Runtime,
-    client: OnlineClient<SubstrateConfig>,
-    rpc: LegacyRpcMethods<RpcConfigFor<SubstrateConfig>>,
+    conn: Mutex<Conn>,
     endpoint: String,
     config: SubtensorConfig,
+}
+
+/// The `subxt` client and raw RPC methods of one WebSocket connection.
+#[derive(Clone)]
+struct Conn {
+    client: OnlineClient<SubstrateConfig>,
+    rpc: LegacyRpcMethods<RpcConfigFor<SubstrateConfig>>,
+}
+
+impl Conn {
+    /// Opens a connection: the WebSocket, the genesis hash, and the latest
+    /// runtime metadata (so that a node that cannot serve it fails here).
+    async fn open(endpoint: &str) -> Result<Conn> {
+        let rpc_client = subxt::rpcs::RpcClient::from_insecure_url(endpoint)
+            .await
+            .map_err(|e| from_subxt(endpoint, "connecting", e))?;
+        let backend = LegacyBackend::<SubstrateConfig>::builder().build(rpc_client.clone());
+        let client =
+            OnlineClient::from_backend_with_config(SubstrateConfig::new(), Arc::new(backend))
+                .await
+                .map_err(|e| from_subxt(endpoint, "reading the genesis hash", e))?;
+        client
+            .at_current_block()
+            .await
+            .map_err(|e| from_subxt(endpoint, "reading the runtime metadata", e))?;
+        Ok(Conn {
+            client,
+            rpc: LegacyRpcMethods::new(rpc_client),
+        })
+    }
 }
 
 impl std::fmt::Debug for Subtensor {
@@ -125,31 +157,13 @@ impl Subtensor {
             .enable_all()
             .build()
             .map_err(|e| Error::Unavailable(format!("cannot start the async runtime: {e}")))?;
-        let ep = endpoint.clone();
-        let connect = async move {
-            let rpc_client = subxt::rpcs::RpcClient::from_insecure_url(&ep)
-                .await
-                .map_err(|e| from_subxt(&ep, "connecting", e))?;
-            let backend = LegacyBackend::<SubstrateConfig>::builder().build(rpc_client.clone());
-            let client =
-                OnlineClient::from_backend_with_config(SubstrateConfig::new(), Arc::new(backend))
-                    .await
-                    .map_err(|e| from_subxt(&ep, "reading the genesis hash", e))?;
-            // Read the metadata now, so that a node that cannot serve it fails here.
-            client
-                .at_current_block()
-                .await
-                .map_err(|e| from_subxt(&ep, "reading the runtime metadata", e))?;
-            Ok::<_, Error>((client, LegacyRpcMethods::new(rpc_client)))
-        };
         let limit = config.request_timeout;
-        let (client, rpc) = runtime
-            .block_on(async { tokio::time::timeout(limit, connect).await })
+        let conn = runtime
+            .block_on(async { tokio::time::timeout(limit, Conn::open(&endpoint)).await })
             .map_err(|_| errors::timeout(&endpoint, "connecting", limit))??;
         Ok(Subtensor {
             runtime,
-            client,
-            rpc,
+            conn: Mutex::new(conn),
             endpoint,
             config,
         })
@@ -162,22 +176,22 @@ impl Subtensor {
 
     /// The runtime's spec version at the latest finalized block.
     pub fn spec_version(&self) -> Result<u32> {
-        let client = self.client.clone();
         self.run(
             "reading the runtime version",
             self.config.request_timeout,
-            async move { Ok(client.at_current_block().await?.spec_version()) },
+            true,
+            |c| async move { Ok(c.client.at_current_block().await?.spec_version()) },
         )
     }
 
     /// Whether subnet `netuid` requires commit-reveal for weights.
     pub fn commit_reveal_enabled(&self, netuid: u16) -> Result<bool> {
-        let client = self.client.clone();
         self.run(
             "reading CommitRevealWeightsEnabled",
             self.config.request_timeout,
-            async move {
-                let at = client.at_current_block().await?;
+            true,
+            |c| async move {
+                let at = c.client.at_current_block().await?;
                 let addr = subxt::dynamic::storage::<(u16,), bool>(
                     "SubtensorModule",
                     "CommitRevealWeightsEnabled",
@@ -189,78 +203,130 @@ impl Subtensor {
 
     /// The uid `hotkey` holds on subnet `netuid`, if it is registered.
     pub fn uid_of(&self, netuid: u16, hotkey: &PublicKey) -> Result<Option<u16>> {
-        let client = self.client.clone();
         let key = hotkey.0;
-        self.run("reading Uids", self.config.request_timeout, async move {
-            let at = client.at_current_block().await?;
-            let addr = subxt::dynamic::storage::<(u16, [u8; 32]), u16>("SubtensorModule", "Uids");
-            Ok(match at.storage().try_fetch(addr, (netuid, key)).await? {
-                Some(v) => Some(v.decode()?),
-                None => None,
-            })
-        })
+        self.run(
+            "reading Uids",
+            self.config.request_timeout,
+            true,
+            |c| async move {
+                let at = c.client.at_current_block().await?;
+                let addr =
+                    subxt::dynamic::storage::<(u16, [u8; 32]), u16>("SubtensorModule", "Uids");
+                Ok(match at.storage().try_fetch(addr, (netuid, key)).await? {
+                    Some(v) => Some(v.decode()?),
+                    None => None,
+                })
+            },
+        )
     }
 
-    /// Runs `fut` on the internal runtime under `limit`, mapping errors.
-    fn run<T>(
-        &self,
-        what: &str,
-        limit: Duration,
-        fut: impl Future<Output = std::result::Result<T, subxt::Error>>,
-    ) -> Result<T> {
+    /// The current connection.
+    fn conn(&self) -> Conn {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the connection with a new one.
+    fn reconnect(&self) -> Result<()> {
+        let limit = self.config.request_timeout;
+        let conn = self
+            .runtime
+            .block_on(async { tokio::time::timeout(limit, Conn::open(&self.endpoint)).await })
+            .map_err(|_| errors::timeout(&self.endpoint, "reconnecting", limit))??;
+        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = conn;
+        Ok(())
+    }
+
+    /// Runs `op` on the internal runtime under `limit`, mapping errors. A
+    /// read (`retry`) that fails because the connection failed is retried
+    /// once on a new connection; otherwise the connection is renewed for the
+    /// next call and the error returned.
+    fn run<T, F, Fut>(&self, what: &str, limit: Duration, retry: bool, op: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = std::result::Result<T, subxt::Error>>,
+    {
         refuse_inside_async()?;
-        self.runtime
-            .block_on(async { tokio::time::timeout(limit, fut).await })
-            .map_err(|_| errors::timeout(&self.endpoint, what, limit))?
-            .map_err(|e| from_subxt(&self.endpoint, what, e))
+        // Ok(result), or Err(timeout error).
+        let attempt = |conn: Conn| -> std::result::Result<Result<T>, Error> {
+            match self
+                .runtime
+                .block_on(async { tokio::time::timeout(limit, op(conn)).await })
+            {
+                Ok(result) => Ok(result.map_err(|e| from_subxt(&self.endpoint, what, e))),
+                Err(_) => Err(errors::timeout(&self.endpoint, what, limit)),
+            }
+        };
+        match attempt(self.conn()) {
+            Ok(Err(e @ Error::Network { .. })) => {
+                if retry {
+                    self.reconnect()?;
+                    attempt(self.conn())?
+                } else {
+                    // Best effort: a failed reconnect shows on the next call.
+                    let _ = self.reconnect();
+                    Err(e)
+                }
+            }
+            Ok(result) => result,
+            Err(timeout) => {
+                // A silent connection may be a dead one: renew it for the
+                // next call (best effort; a failure shows on that call).
+                let _ = self.reconnect();
+                Err(timeout)
+            }
+        }
     }
 
     /// Signs `call` with `signer`, submits it and follows it as configured.
     fn submit(&self, what: &str, call: calls::Call, signer: &dyn Signer) -> Result<()> {
-        let client = self.client.clone();
-        let adapter = SubxtSigner(signer);
         let wait_for = self.config.wait_for;
         let mortal = self.config.mortal_blocks;
         let endpoint = self.endpoint.clone();
-        let fut = async move {
-            let at = client.at_current_block().await?;
-            let params = calls::tx_params(
-                at.metadata_ref(),
-                DefaultExtrinsicParamsBuilder::new().mortal(mortal),
-            );
-            let account = subxt::tx::Signer::account_id(&adapter);
-            let tx = at.tx();
-            let mut signable = tx.create_signable(&call, &account, params).await?;
-            let signed = signable.sign(&adapter)?;
-            let mut progress = signed.submit_and_watch().await?;
-            while let Some(status) = progress.next().await {
-                let in_block = match status? {
-                    TransactionStatus::InBestBlock(b) if wait_for == WaitFor::Inclusion => b,
-                    TransactionStatus::InFinalizedBlock(b) => b,
-                    TransactionStatus::Error { message } => {
-                        return Ok(Err(format!("the node reported an error: {message}")));
-                    }
-                    TransactionStatus::Invalid { message } => {
-                        return Ok(Err(format!("the transaction is invalid: {message}")));
-                    }
-                    TransactionStatus::Dropped { message } => {
-                        return Ok(Err(format!("the transaction was dropped: {message}")));
-                    }
-                    _ => continue,
-                };
-                return Ok(match in_block.wait_for_success().await {
-                    Ok(_) => Ok(()),
-                    Err(subxt::error::TransactionEventsError::ExtrinsicFailed(e)) => {
-                        Err(format!("the transaction failed: {e}"))
-                    }
-                    Err(e) => return Err(e.into()),
-                });
+        let op = |c: Conn| {
+            let adapter = SubxtSigner(signer);
+            let call = call.clone();
+            let endpoint = endpoint.clone();
+            async move {
+                let at = c.client.at_current_block().await?;
+                let params = calls::tx_params(
+                    at.metadata_ref(),
+                    DefaultExtrinsicParamsBuilder::new().mortal(mortal),
+                );
+                let account = subxt::tx::Signer::account_id(&adapter);
+                let tx = at.tx();
+                let mut signable = tx.create_signable(&call, &account, params).await?;
+                let signed = signable.sign(&adapter)?;
+                let mut progress = signed.submit_and_watch().await?;
+                while let Some(status) = progress.next().await {
+                    let in_block = match status? {
+                        TransactionStatus::InBestBlock(b) if wait_for == WaitFor::Inclusion => b,
+                        TransactionStatus::InFinalizedBlock(b) => b,
+                        TransactionStatus::Error { message } => {
+                            return Ok(Err(format!("the node reported an error: {message}")));
+                        }
+                        TransactionStatus::Invalid { message } => {
+                            return Ok(Err(format!("the transaction is invalid: {message}")));
+                        }
+                        TransactionStatus::Dropped { message } => {
+                            return Ok(Err(format!("the transaction was dropped: {message}")));
+                        }
+                        _ => continue,
+                    };
+                    return Ok(match in_block.wait_for_success().await {
+                        Ok(_) => Ok(()),
+                        Err(subxt::error::TransactionEventsError::ExtrinsicFailed(e)) => {
+                            Err(format!("the transaction failed: {e}"))
+                        }
+                        Err(e) => return Err(e.into()),
+                    });
+                }
+                Ok(Err(format!(
+                    "{endpoint} stopped reporting on the transaction"
+                )))
             }
-            Ok(Err(format!(
-                "{endpoint} stopped reporting on the transaction"
-            )))
         };
-        match self.run(what, self.config.transaction_timeout, fut)? {
+        // Not retried: the transaction may have reached the node.
+        match self.run(what, self.config.transaction_timeout, false, op)? {
             Ok(()) => Ok(()),
             Err(message) => Err(Error::Chain(format!("{what}: {message}"))),
         }
@@ -269,13 +335,13 @@ impl Subtensor {
 
 impl Chain for Subtensor {
     fn block(&self) -> Result<Block> {
-        let rpc = self.rpc.clone();
         let (number, hash) = self.run(
             "reading the finalized head",
             self.config.request_timeout,
-            async move {
-                let hash = rpc.chain_get_finalized_head().await?;
-                let header = rpc.chain_get_header(Some(hash)).await?.ok_or_else(|| {
+            true,
+            |c| async move {
+                let hash = c.rpc.chain_get_finalized_head().await?;
+                let header = c.rpc.chain_get_header(Some(hash)).await?.ok_or_else(|| {
                     subxt::Error::other_str("the node has no header for its finalized head")
                 })?;
                 Ok((header.number, hash))
@@ -291,12 +357,12 @@ impl Chain for Subtensor {
         if number > self.block()?.number {
             return Ok(None);
         }
-        let rpc = self.rpc.clone();
         let hash = self.run(
             "reading a block hash",
             self.config.request_timeout,
-            async move {
-                Ok(rpc
+            true,
+            |c| async move {
+                Ok(c.rpc
                     .chain_get_block_hash(Some(NumberOrHex::Number(number)))
                     .await?)
             },
@@ -305,12 +371,12 @@ impl Chain for Subtensor {
     }
 
     fn metagraph(&self, netuid: u16) -> Result<Metagraph> {
-        let client = self.client.clone();
         let raw = self.run(
             "reading the metagraph",
             self.config.request_timeout,
-            async move {
-                let at = client.at_current_block().await?;
+            true,
+            |c| async move {
+                let at = c.client.at_current_block().await?;
                 let call = subxt::dynamic::runtime_api_call::<_, Option<metagraph::RawMetagraph>>(
                     metagraph::API.0,
                     metagraph::API.1,
@@ -329,13 +395,13 @@ impl Chain for Subtensor {
     }
 
     fn commitment(&self, netuid: u16, hotkey: &PublicKey) -> Result<Option<Vec<u8>>> {
-        let client = self.client.clone();
         let key = hotkey.0;
         let record = self.run(
             "reading a commitment",
             self.config.request_timeout,
-            async move {
-                let at = client.at_current_block().await?;
+            true,
+            |c| async move {
+                let at = c.client.at_current_block().await?;
                 let addr = subxt::dynamic::storage::<(u16, [u8; 32]), Value>(
                     "Commitments",
                     "CommitmentOf",

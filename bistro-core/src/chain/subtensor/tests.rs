@@ -292,6 +292,8 @@ fn the_storage_entries_and_runtime_api_bistro_reads_exist() {
         [(StorageHasher::Identity, Some(TypeDefPrimitive::U16))]
     );
     assert_eq!(primitive(reg, e.value_ty()), Some(TypeDefPrimitive::Bool));
+    // A subnet without an explicit setting uses commit-reveal: the default is true.
+    assert_eq!(e.default_value(), Some(&[1u8][..]));
 
     let e = entry("SubtensorModule", "Uids");
     let keys: Vec<_> = e.keys().collect();
