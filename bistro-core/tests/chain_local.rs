@@ -70,6 +70,12 @@ fn blocks_advance_by_hand_and_hashes_are_deterministic() {
         chain.block_hash(3).unwrap()
     );
 
+    // Shared and boxed chains are chains too.
+    let shared: Arc<dyn Chain> = Arc::new(chain.clone());
+    assert_eq!(shared.block().unwrap(), b5);
+    let boxed: Box<dyn Chain> = Box::new(chain.clone());
+    assert_eq!(boxed.block_hash(5).unwrap(), Some(b5.hash));
+
     // A reopened chain keeps its state.
     let reopened = LocalChain::open(dir.path()).unwrap();
     assert_eq!(reopened.block().unwrap(), b5);

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use bistro_core::Error;
-use bistro_core::chain::wallet::{Wallet, parse_hotkey};
+use bistro_core::chain::wallet::{Wallet, parse_hotkey, random_seed};
 use bistro_core::identity::PublicKey;
 
 fn fixtures() -> PathBuf {
@@ -36,6 +36,13 @@ fn a_btcli_hotkey_file_reads() {
             .unwrap(),
         None
     );
+}
+
+#[test]
+fn random_seeds_differ() {
+    let (a, b) = (random_seed().unwrap(), random_seed().unwrap());
+    assert_ne!(a, b);
+    assert_ne!(a, [0; 32]);
 }
 
 #[test]

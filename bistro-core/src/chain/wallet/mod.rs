@@ -305,6 +305,17 @@ fn encrypted_without_password() -> Error {
     )
 }
 
+/// 32 random bytes from the operating system (`/dev/urandom`), to make a
+/// new hotkey with [`Wallet::create_hotkey`].
+pub fn random_seed() -> Result<[u8; 32]> {
+    let path = "/dev/urandom";
+    let mut seed = [0u8; 32];
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(seed)
+}
+
 /// Reads a key file with a size cap.
 fn read_keyfile(path: &Path) -> Result<Vec<u8>> {
     let file = fs::File::open(path).map_err(|e| match e.kind() {
