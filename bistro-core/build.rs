@@ -6,6 +6,6 @@ include!("build_libtorch.rs");
 fn main() {
     println!("cargo:rerun-if-changed=build_libtorch.rs");
     if std::env::var_os("CARGO_FEATURE_TORCH").is_some() {
-        link_libtorch_rpath();
+        link_libtorch_rpath(true);
     }
 }

@@ -188,12 +188,12 @@ fn config_json_round_trips_and_reads_hf_files() {
         2 * 1000 * 64 + 2 * (2 * 64 + 4 * 64 * 64 + 3 * 128 * 64) + 64
     );
 
-    let mutate = |f: &dyn Fn(&mut serde_json::Value)| {
+    let mutate = |f: &Edit| {
         let mut v: serde_json::Value = serde_json::from_slice(hf).unwrap();
         f(&mut v);
         Config::from_hf_json_bytes(&serde_json::to_vec(&v).unwrap())
     };
-    let rejected: [(&str, &dyn Fn(&mut serde_json::Value)); 7] = [
+    let rejected: [(&str, &Edit); 7] = [
         ("rope_scaling", &|v| {
             v["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 8.0})
         }),
@@ -223,6 +223,9 @@ fn config_json_round_trips_and_reads_hf_files() {
         Err(Error::LimitExceeded { .. })
     ));
 }
+
+/// An edit of a JSON document.
+type Edit = dyn Fn(&mut serde_json::Value);
 
 /// The mean cross entropy computed by hand from the model's logits, in f64.
 fn naive_loss(model: &Model, batch: &Batch) -> f64 {

@@ -51,6 +51,9 @@ fn delta_bytes(
     writer.finish().unwrap().0
 }
 
+/// A per-tensor encoding choice.
+type Choice = fn(&ParamInfo) -> Encoding;
+
 fn top_k(info: &ParamInfo) -> Encoding {
     Encoding::TopK {
         k: (info.numel() / 50).max(1),
@@ -112,7 +115,7 @@ fn building_against_the_master_file_gives_the_same_delta() {
 #[test]
 fn apply_then_undo_restores_the_exact_bits_for_every_encoding() {
     let (_, trained) = master_and_trained();
-    let encodings: [(&str, fn(&ParamInfo) -> Encoding); 4] = [
+    let encodings: [(&str, Choice); 4] = [
         ("dense f32", |_| Encoding::Dense(DType::F32)),
         ("dense bf16", |_| Encoding::Dense(DType::BF16)),
         ("top-k", top_k),

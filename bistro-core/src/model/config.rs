@@ -228,14 +228,14 @@ impl Config {
                 ));
             }
         }
-        if self.num_attention_heads % self.kv_heads() != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
             return bad(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.num_attention_heads,
                 self.kv_heads()
             ));
         }
-        if self.head_width() % 2 != 0 {
+        if !self.head_width().is_multiple_of(2) {
             return bad(format!(
                 "head_dim {} must be even (rotary embeddings)",
                 self.head_width()

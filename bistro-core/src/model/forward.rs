@@ -40,7 +40,9 @@ fn rms_norm(x: &Tensor, gain: &Tensor, eps: f64) -> Result<Tensor> {
     Ok(normed.f_to_kind(kind)?.f_mul(&gain.f_to_kind(kind)?)?)
 }
 
-/// Logits `[batch, seq, vocab]` (f32) for token ids `[batch, seq]` (i64).
+/// Logits `[batch, positions, vocab]` (f32) for token ids `[batch, seq]`
+/// (i64), for the first `positions` positions (the loss needs all but the
+/// last; computing only those saves the head's work and a copy).
 /// `params` are the model's tensors in layout order.
 pub(crate) fn logits(
     params: &[Tensor],
@@ -48,6 +50,7 @@ pub(crate) fn logits(
     dims: &Dims,
     tokens: &Tensor,
     kind: Kind,
+    positions: i64,
 ) -> Result<Tensor> {
     let size = tokens.size();
     let (batch, seq) = (size[0], size[1]);
@@ -84,7 +87,7 @@ pub(crate) fn logits(
         x = x.f_add(&linear(&gate.f_mul(&up)?, &p[slot::DOWN], kind)?)?;
     }
     let norm = &params[1 + PER_LAYER * dims.layers];
-    let x = rms_norm(&x, norm, dims.eps)?;
+    let x = rms_norm(&x.f_narrow(1, 0, positions)?, norm, dims.eps)?;
     let head = if dims.tied {
         embed
     } else {

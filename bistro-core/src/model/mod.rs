@@ -50,6 +50,14 @@ pub use schedule::Schedule;
 pub use train::{StepReport, TrainConfig, Trainer};
 pub use transformer::{LOGITS_BUDGET_BYTES, Model};
 
+/// Sets the number of threads libtorch uses for the operations of the
+/// calling thread (OpenMP settings are per thread: call it in each thread
+/// that runs the model). One thread per model is best when several models
+/// share a machine's cores.
+pub fn set_threads(n: usize) {
+    tch::set_num_threads(i32::try_from(n.max(1)).unwrap_or(i32::MAX));
+}
+
 impl From<tch::TchError> for crate::error::Error {
     fn from(e: tch::TchError) -> Self {
         crate::error::Error::Model(format!("libtorch: {e}"))

@@ -303,7 +303,7 @@ pub(crate) fn header_bytes(tensors: &[Outgoing<'_>]) -> Result<Vec<u8>> {
     }
     let mut json = serde_json::to_vec(&Value::Object(map))
         .map_err(|e| Error::Model(format!("cannot serialize safetensors header: {e}")))?;
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     // The writer's output must pass the reader's checks.

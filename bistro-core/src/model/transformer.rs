@@ -154,6 +154,11 @@ impl Model {
     /// Logits `[rows, seq, vocab]` (f32) for token ids `[rows, seq]` (i64 on
     /// the model's device), with autograd as the caller's context has it.
     pub fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
+        let seq = self.check_tokens(tokens)?;
+        self.forward(tokens, seq)
+    }
+
+    fn check_tokens(&self, tokens: &Tensor) -> Result<i64> {
         let size = tokens.size();
         if size.len() != 2 || tokens.kind() != Kind::Int64 {
             return Err(Error::InvalidArgument(format!(
@@ -168,12 +173,18 @@ impl Model {
                 size[1] as u64,
             ));
         }
+        Ok(size[1])
+    }
+
+    /// Logits for the first `positions` positions.
+    fn forward(&self, tokens: &Tensor, positions: i64) -> Result<Tensor> {
         forward::logits(
             &self.tensors,
             &self.rope,
             &self.dims,
             tokens,
             self.precision.kind(),
+            positions,
         )
     }
 
