@@ -4,5 +4,7 @@
 
 pub mod chart;
 pub mod cli;
+#[cfg(feature = "full")]
+pub mod localnet;
 
 pub use bistro_core::*;

@@ -47,6 +47,7 @@ pub mod data;
 pub mod digest;
 pub mod error;
 pub mod identity;
+pub mod node;
 pub mod pages;
 pub mod score;
 pub mod storage;

@@ -89,6 +89,18 @@ impl Drop for TempFile {
     }
 }
 
+/// Replaces the file `dest` with `bytes` atomically: a reader (or a process
+/// restarted after a crash) sees the old content or the new, never a mix.
+pub fn write_file_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut temp = TempFile::beside(dest)?;
+    let path = temp.path().to_path_buf();
+    temp.file()?
+        .write_all(bytes)
+        .map_err(|e| Error::io(&path, e))?;
+    temp.commit()
+}
+
 /// Whether a directory entry name is a temp file of [`TempFile`].
 pub(crate) fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(TEMP_SUFFIX)

@@ -41,6 +41,7 @@ mod open;
 #[cfg(feature = "s3")]
 mod s3;
 
+pub use atomic::write_file_atomic;
 pub use commitment::BucketCommitment;
 pub use key::{MAX_KEY_BYTES, validate_key, validate_prefix};
 pub use local::LocalBucket;

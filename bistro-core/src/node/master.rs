@@ -1,0 +1,140 @@
+//! The master checkpoint: fetching and verifying it, publishing a new one.
+
+use std::path::{Path, PathBuf};
+
+use crate::chain::{Chain, Metagraph};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::model::{Checkpoint, Config, Device, Model};
+use crate::storage::keys::{MasterPointer, publish_master, read_master_pointer};
+use crate::storage::{Bucket, BucketCommitment, open_bucket};
+
+/// A master checkpoint on local disk whose content digest was checked
+/// against the pointer that named it.
+#[derive(Clone, Debug)]
+pub struct LocalMaster {
+    /// The pointer it was published under.
+    pub pointer: MasterPointer,
+    /// The open checkpoint file.
+    pub checkpoint: Checkpoint,
+}
+
+impl LocalMaster {
+    /// The master's revision.
+    pub fn revision(&self) -> Digest {
+        self.pointer.revision
+    }
+
+    /// Loads it as a model.
+    pub fn load(&self, config: &Config, device: Device) -> Result<Model> {
+        Model::load(self.checkpoint.path(), config.clone(), device)
+    }
+}
+
+/// The largest master checkpoint accepted for `config`: f32 parameters plus
+/// a generous allowance for the safetensors header.
+pub fn max_master_bytes(config: &Config) -> u64 {
+    config
+        .parameter_count()
+        .saturating_mul(4)
+        .saturating_add(16 << 20)
+}
+
+fn cache_path(cache_dir: &Path, revision: &Digest) -> PathBuf {
+    cache_dir.join(format!("master-{}.safetensors", revision.to_hex()))
+}
+
+/// Reads the master pointer from `bucket` and makes sure its checkpoint is
+/// in `cache_dir` with the right content (downloading it when missing or
+/// different). `Ok(None)` when no master has been published yet.
+///
+/// A download whose content does not hash to the pointer's revision is
+/// deleted and reported as [`Error::DigestMismatch`].
+pub fn fetch_master(
+    bucket: &dyn Bucket,
+    cache_dir: &Path,
+    config: &Config,
+) -> Result<Option<LocalMaster>> {
+    let Some(pointer) = read_master_pointer(bucket)? else {
+        return Ok(None);
+    };
+    std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
+    let path = cache_path(cache_dir, &pointer.revision);
+    if path.exists()
+        && let Ok(checkpoint) = Checkpoint::open(&path, config)
+        && checkpoint.revision()? == pointer.revision
+    {
+        return Ok(Some(LocalMaster {
+            pointer,
+            checkpoint,
+        }));
+    }
+    bucket.get_to_file(&pointer.key, &path, max_master_bytes(config))?;
+    let verified = Checkpoint::open(&path, config).and_then(|checkpoint| {
+        let computed = checkpoint.revision()?;
+        if computed != pointer.revision {
+            return Err(Error::DigestMismatch {
+                what: format!("master checkpoint {}", pointer.key),
+                expected: pointer.revision,
+                computed,
+            });
+        }
+        Ok(checkpoint)
+    });
+    match verified {
+        Ok(checkpoint) => Ok(Some(LocalMaster {
+            pointer,
+            checkpoint,
+        })),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+    }
+}
+
+/// Saves `model` into `cache_dir` and publishes it to `bucket` at `block`:
+/// the checkpoint first, then the pointer, so readers never see a pointer
+/// to a missing or partial checkpoint.
+pub fn publish_model(
+    model: &Model,
+    bucket: &dyn Bucket,
+    cache_dir: &Path,
+    block: u64,
+) -> Result<LocalMaster> {
+    std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
+    let revision = model.revision()?;
+    let path = cache_path(cache_dir, &revision);
+    model.save(&path)?;
+    let checkpoint = Checkpoint::open(&path, model.config())?;
+    let pointer = publish_master(bucket, &path, revision, block)?;
+    Ok(LocalMaster {
+        pointer,
+        checkpoint,
+    })
+}
+
+/// Finds the bucket the master is published in: the commitment of the
+/// validator with the most stake that has published a master pointer.
+pub fn discover_master_bucket(
+    chain: &dyn Chain,
+    metagraph: &Metagraph,
+) -> Result<Option<(BucketCommitment, Box<dyn Bucket>)>> {
+    let mut validators: Vec<_> = metagraph.validators().collect();
+    validators.sort_by(|a, b| b.stake.cmp(&a.stake).then(a.uid.cmp(&b.uid)));
+    for neuron in validators {
+        let Some(raw) = chain.commitment(metagraph.netuid, &neuron.hotkey)? else {
+            continue;
+        };
+        let Ok(commitment) = BucketCommitment::parse(&raw) else {
+            continue;
+        };
+        let Ok(bucket) = open_bucket(&commitment) else {
+            continue;
+        };
+        if matches!(read_master_pointer(bucket.as_ref()), Ok(Some(_))) {
+            return Ok(Some((commitment, bucket)));
+        }
+    }
+    Ok(None)
+}

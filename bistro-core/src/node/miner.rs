@@ -1,0 +1,329 @@
+//! The miner: train the master on the pages of its own window, upload the
+//! change.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::encoding::DeltaEncoding;
+use super::master::{LocalMaster, discover_master_bucket, fetch_master};
+use super::params::SubnetParams;
+use super::upload::{Uploaded, upload_delta};
+use crate::chain::Chain;
+use crate::codec::{DeltaHeader, Limits};
+use crate::data::PageSource;
+use crate::digest::{Digest, Hasher};
+use crate::error::{Error, Result};
+use crate::identity::{Keypair, PublicKey};
+use crate::model::delta::{Residuals, build};
+use crate::model::{Config, Device, Model, TrainConfig, Trainer};
+use crate::pages::{Window, window};
+use crate::storage::{Bucket, BucketCommitment};
+
+/// How a miner trains and encodes.
+#[derive(Clone, Debug)]
+pub struct MinerConfig {
+    /// The subnet's protocol parameters.
+    pub params: SubnetParams,
+    /// The model's shape (must match the master's).
+    pub model: Config,
+    /// Optimizer settings.
+    pub train: TrainConfig,
+    /// Where to train.
+    pub device: Device,
+    /// Training steps between uploads.
+    pub steps_per_upload: u64,
+    /// Pages per training step (drawn from the window).
+    pub pages_per_step: usize,
+    /// How deltas are encoded.
+    pub encoding: DeltaEncoding,
+    /// Local folder for the master cache and upload scratch files.
+    pub work_dir: PathBuf,
+}
+
+/// What [`Miner::sync_master`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MasterStatus {
+    /// No master is published yet.
+    Missing,
+    /// Still training on this master.
+    Unchanged(Digest),
+    /// Switched to this new master.
+    Updated(Digest),
+}
+
+/// What [`Miner::train`] did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainReport {
+    /// Steps taken.
+    pub steps: u64,
+    /// Mean training loss over the steps.
+    pub mean_loss: f64,
+    /// The epoch whose window was trained on.
+    pub epoch: u64,
+}
+
+struct Training {
+    master: LocalMaster,
+    trainer: Trainer,
+    /// Error feedback for top-k deltas. Every delta against one master is
+    /// cumulative (`trained − master`), so what the encoding left out of the
+    /// *last* delta against the previous master is the part to carry: it is
+    /// fixed when the master changes (`carried`) and added to each delta
+    /// against the new one; `last_left_out` is what the latest upload left out.
+    carried: Residuals,
+    last_left_out: Residuals,
+}
+
+/// A miner: its hotkey, bucket, data, and the model it is training.
+pub struct Miner {
+    chain: Arc<dyn Chain>,
+    bucket: Box<dyn Bucket>,
+    commitment: BucketCommitment,
+    keypair: Keypair,
+    data: Arc<dyn PageSource>,
+    config: MinerConfig,
+    master_bucket: Option<Box<dyn Bucket>>,
+    training: Option<Training>,
+}
+
+impl Miner {
+    /// A miner that uploads to `bucket` (published as `commitment`) and signs
+    /// with `keypair`.
+    pub fn new(
+        chain: Arc<dyn Chain>,
+        bucket: Box<dyn Bucket>,
+        commitment: BucketCommitment,
+        keypair: Keypair,
+        data: Arc<dyn PageSource>,
+        config: MinerConfig,
+    ) -> Result<Miner> {
+        config.params.validate()?;
+        config.train.validate()?;
+        check_dataset(&config.params, data.as_ref())?;
+        Ok(Miner {
+            chain,
+            bucket,
+            commitment,
+            keypair,
+            data,
+            config,
+            master_bucket: None,
+            training: None,
+        })
+    }
+
+    /// Reads masters from `bucket` instead of discovering the master bucket
+    /// from validators' commitments.
+    pub fn with_master_bucket(mut self, bucket: Box<dyn Bucket>) -> Miner {
+        self.master_bucket = Some(bucket);
+        self
+    }
+
+    /// The miner's hotkey.
+    pub fn hotkey(&self) -> PublicKey {
+        self.keypair.public()
+    }
+
+    /// The miner's configuration.
+    pub fn config(&self) -> &MinerConfig {
+        &self.config
+    }
+
+    /// The miner's uid on the subnet.
+    pub fn uid(&self) -> Result<u16> {
+        let netuid = self.config.params.netuid;
+        self.chain
+            .metagraph(netuid)?
+            .uid_of(&self.hotkey())
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "hotkey {} is not registered on subnet {netuid}",
+                    self.hotkey()
+                ))
+            })
+    }
+
+    /// Publishes the bucket commitment on the chain unless it is there
+    /// already. Returns whether it had to be written.
+    pub fn publish_commitment(&self) -> Result<bool> {
+        let netuid = self.config.params.netuid;
+        let encoded = self.commitment.encode()?;
+        let current = self.chain.commitment(netuid, &self.hotkey())?;
+        if current.as_deref() == Some(encoded.as_bytes()) {
+            return Ok(false);
+        }
+        self.chain
+            .set_commitment(netuid, &self.keypair, encoded.as_bytes())?;
+        Ok(true)
+    }
+
+    /// Makes sure the miner trains on the latest master: fetches and
+    /// verifies it when it changed, and starts training afresh from it.
+    pub fn sync_master(&mut self) -> Result<MasterStatus> {
+        if self.master_bucket.is_none() {
+            let metagraph = self.chain.metagraph(self.config.params.netuid)?;
+            match discover_master_bucket(self.chain.as_ref(), &metagraph)? {
+                Some((_, bucket)) => self.master_bucket = Some(bucket),
+                None => return Ok(MasterStatus::Missing),
+            }
+        }
+        let bucket = self
+            .master_bucket
+            .as_deref()
+            .ok_or_else(|| Error::Unavailable("no master bucket".into()))?;
+        let cache = self.config.work_dir.join("masters");
+        let Some(master) = fetch_master(bucket, &cache, &self.config.model)? else {
+            return Ok(MasterStatus::Missing);
+        };
+        if let Some(t) = &self.training
+            && t.master.revision() == master.revision()
+        {
+            return Ok(MasterStatus::Unchanged(master.revision()));
+        }
+        let model = master.load(&self.config.model, self.config.device)?;
+        let trainer = Trainer::new(model, self.config.train.clone())?;
+        let carried = self
+            .training
+            .take()
+            .map(|t| t.last_left_out)
+            .unwrap_or_default();
+        let revision = master.revision();
+        self.training = Some(Training {
+            master,
+            trainer,
+            last_left_out: carried.clone(),
+            carried,
+        });
+        Ok(MasterStatus::Updated(revision))
+    }
+
+    /// The master being trained on, once synced.
+    pub fn master(&self) -> Option<&LocalMaster> {
+        self.training.as_ref().map(|t| &t.master)
+    }
+
+    /// The model being trained, once synced.
+    pub fn trained_model(&self) -> Option<&Model> {
+        self.training.as_ref().map(|t| t.trainer.model())
+    }
+
+    /// The miner's window for the round judged at `deadline`.
+    pub fn window_for(&self, deadline: u64) -> Result<Window> {
+        let pages = &self.config.params.pages;
+        window(pages, self.uid()?, pages.epoch_of(deadline))
+    }
+
+    /// Takes `steps` training steps on pages of the miner's window for the
+    /// round judged at `deadline`.
+    pub fn train(&mut self, deadline: u64, steps: u64) -> Result<TrainReport> {
+        let window = self.window_for(deadline)?;
+        let hotkey = self.hotkey();
+        let (per_step, seq_len) = (
+            self.config.pages_per_step.max(1),
+            self.config.params.seq_len,
+        );
+        let data = Arc::clone(&self.data);
+        let training = self
+            .training
+            .as_mut()
+            .ok_or_else(|| Error::Unavailable("no master yet: call sync_master first".into()))?;
+        let mut total = 0.0;
+        for _ in 0..steps {
+            let step = training.trainer.steps();
+            let ids = training_pages(&window, &hotkey, deadline, step, per_step);
+            let batch = data.batch(&ids, seq_len)?;
+            total += training.trainer.train_step(&batch)?.loss;
+        }
+        Ok(TrainReport {
+            steps,
+            mean_loss: if steps == 0 {
+                f64::NAN
+            } else {
+                total / steps as f64
+            },
+            epoch: window.epoch(),
+        })
+    }
+
+    /// Encodes `trained − master`, signs it and uploads it for `block`.
+    pub fn upload(&mut self, block: u64) -> Result<Uploaded> {
+        let uid = self.uid()?;
+        let training = self
+            .training
+            .as_mut()
+            .ok_or_else(|| Error::Unavailable("no master yet: call sync_master first".into()))?;
+        let header = DeltaHeader {
+            base_revision: training.master.revision(),
+            block,
+            uid,
+            hotkey: self.keypair.public(),
+        };
+        let limits = Limits::for_model(self.config.model.parameter_count());
+        let encoding = self.config.encoding;
+        let mut feedback = encoding.is_lossy_sparse().then(|| training.carried.clone());
+        let scratch = self.config.work_dir.join("scratch");
+        let (trainer, master) = (&training.trainer, &training.master);
+        let uploaded = upload_delta(
+            self.bucket.as_ref(),
+            &scratch,
+            &self.keypair,
+            header,
+            &limits,
+            |w| {
+                build(
+                    w,
+                    trainer.model(),
+                    &master.checkpoint,
+                    |p| encoding.for_tensor(p.numel()),
+                    feedback.as_mut(),
+                )
+                .map(|_| ())
+            },
+        )?;
+        if let Some(left_out) = feedback {
+            training.last_left_out = left_out;
+        }
+        Ok(uploaded)
+    }
+}
+
+/// The pages of one training step: `count` pages of the window chosen by a
+/// hash of the miner, the round and the step (any choice works; this one is
+/// reproducible).
+fn training_pages(
+    window: &Window,
+    hotkey: &PublicKey,
+    deadline: u64,
+    step: u64,
+    count: usize,
+) -> Vec<u64> {
+    (0..count as u64)
+        .filter_map(|i| {
+            let mut h = Hasher::new();
+            h.update(b"bistro.miner.train.v1");
+            h.update(&hotkey.0)
+                .update(&deadline.to_le_bytes())
+                .update(&step.to_le_bytes())
+                .update(&i.to_le_bytes());
+            let d = h.finalize();
+            let x = u64::from_le_bytes([
+                d.0[0], d.0[1], d.0[2], d.0[3], d.0[4], d.0[5], d.0[6], d.0[7],
+            ]);
+            window.get(x % window.len().max(1))
+        })
+        .collect()
+}
+
+/// Checks that a page source is the dataset the subnet's parameters name.
+pub(crate) fn check_dataset(params: &SubnetParams, data: &dyn PageSource) -> Result<()> {
+    if data.dataset_id() != params.pages.dataset_id || data.num_pages() != params.pages.num_pages {
+        return Err(Error::InvalidArgument(format!(
+            "the page source is dataset {} with {} pages; the subnet uses {} with {}",
+            data.dataset_id().short(),
+            data.num_pages(),
+            params.pages.dataset_id.short(),
+            params.pages.num_pages
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! The network roles: the protocol's parameters, the miner, the validator,
+//! and what they exchange (deltas, masters, evaluation logs).
+//!
+//! The protocol — rounds, deadlines, what a validator checks and in which
+//! order — is specified in `docs/protocol.md`. The pure parts
+//! ([`params`], [`fingerprint`], [`rejection`], [`log`]) need no model; the
+//! miner and the validator need the `torch` feature.
+
+pub mod fingerprint;
+pub mod log;
+pub mod params;
+pub mod rejection;
+
+#[cfg(feature = "torch")]
+pub mod encoding;
+#[cfg(feature = "torch")]
+pub mod master;
+#[cfg(feature = "torch")]
+pub mod miner;
+#[cfg(feature = "torch")]
+pub mod upload;
+#[cfg(feature = "torch")]
+pub mod validator;
+
+pub use params::SubnetParams;
+pub use rejection::Rejection;
+
+#[cfg(feature = "torch")]
+pub use encoding::DeltaEncoding;
+#[cfg(feature = "torch")]
+pub use miner::{Miner, MinerConfig};
+#[cfg(feature = "torch")]
+pub use validator::{RoundReport, Validator, ValidatorConfig};

@@ -1,0 +1,143 @@
+//! The parameters every participant of a subnet agrees on.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::pages::DatasetParams;
+use crate::score::ScoreRule;
+
+/// A subnet's protocol parameters: page selection, the round schedule, what
+/// is evaluated, the scoring rule. Miners and validators must use the same
+/// values (see `docs/protocol.md`); validators write them into their logs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubnetParams {
+    /// The subnet.
+    pub netuid: u16,
+    /// Page selection (dataset identity and size, windows, epochs, reveal delay).
+    pub pages: DatasetParams,
+    /// Blocks per round: deltas are judged at every block that is a multiple
+    /// of this (the round's *deadline*).
+    pub round_blocks: u64,
+    /// Pages drawn from a miner's window per evaluation.
+    pub local_pages: usize,
+    /// Pages drawn from the whole dataset per evaluation.
+    pub global_pages: usize,
+    /// Tokens per row when pages are packed for the model.
+    pub seq_len: usize,
+    /// The scoring rule.
+    pub rule: ScoreRule,
+    /// Smoothing factor of the per-uid moving averages.
+    pub ema_alpha: f64,
+    /// Validators set weights at most once per this many blocks.
+    pub weights_interval_blocks: u64,
+    /// How long after the validator sees the deadline block an upload's
+    /// storage timestamp may be (clock skew between the validator and the
+    /// storage server), in milliseconds. It must be well below the reveal
+    /// delay, so that no upload can be made after the reveal hash exists.
+    pub upload_grace_ms: u64,
+    /// The version key sent with weights (the subnet's protocol version).
+    pub version_key: u64,
+}
+
+impl SubnetParams {
+    /// Parameters for the dataset `pages`, with the defaults of the embedded
+    /// local network for the rest.
+    pub fn new(netuid: u16, pages: DatasetParams) -> Self {
+        SubnetParams {
+            netuid,
+            pages,
+            round_blocks: 10,
+            local_pages: 2,
+            global_pages: 2,
+            seq_len: 128,
+            rule: ScoreRule::default(),
+            ema_alpha: 0.3,
+            weights_interval_blocks: 10,
+            upload_grace_ms: 1_000,
+            version_key: 1,
+        }
+    }
+
+    /// Checks every field is usable.
+    pub fn validate(&self) -> Result<()> {
+        self.pages.validate()?;
+        let bad = |what: String| Err(Error::InvalidArgument(format!("subnet params: {what}")));
+        if self.round_blocks == 0 {
+            return bad("round_blocks must be at least 1".into());
+        }
+        if self.local_pages == 0 || self.global_pages == 0 {
+            return bad("local_pages and global_pages must be at least 1".into());
+        }
+        if self.local_pages as u64 > self.pages.window_pages {
+            return bad(format!(
+                "local_pages {} is more than a window holds ({})",
+                self.local_pages, self.pages.window_pages
+            ));
+        }
+        if self.seq_len < 2 {
+            return bad(format!("seq_len must be at least 2, got {}", self.seq_len));
+        }
+        if !(self.ema_alpha > 0.0 && self.ema_alpha <= 1.0) {
+            return bad(format!(
+                "ema_alpha must be in (0, 1], got {}",
+                self.ema_alpha
+            ));
+        }
+        Ok(())
+    }
+
+    /// The first deadline strictly after `block`: the next multiple of
+    /// [`round_blocks`](Self::round_blocks).
+    pub fn deadline_after(&self, block: u64) -> u64 {
+        let r = self.round_blocks.max(1);
+        (block / r).saturating_add(1).saturating_mul(r)
+    }
+
+    /// The block whose hash selects the pages judged at `deadline`.
+    pub fn reveal_block(&self, deadline: u64) -> u64 {
+        deadline.saturating_add(self.pages.reveal_delay_blocks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+
+    fn params() -> SubnetParams {
+        SubnetParams::new(
+            1,
+            DatasetParams {
+                dataset_id: Digest::of(b"d"),
+                num_pages: 100,
+                window_pages: 10,
+                epoch_blocks: 50,
+                reveal_delay_blocks: 2,
+            },
+        )
+    }
+
+    #[test]
+    fn deadlines_are_the_next_multiple_of_the_round() {
+        let p = params();
+        assert_eq!(p.deadline_after(0), 10);
+        assert_eq!(p.deadline_after(9), 10);
+        assert_eq!(p.deadline_after(10), 20);
+        assert_eq!(p.reveal_block(20), 22);
+        assert_eq!(p.deadline_after(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn validation_catches_unusable_values() {
+        params().validate().unwrap();
+        let mut p = params();
+        p.local_pages = 11;
+        assert!(p.validate().is_err());
+        let mut p = params();
+        p.round_blocks = 0;
+        assert!(p.validate().is_err());
+        let mut p = params();
+        p.ema_alpha = 0.0;
+        assert!(p.validate().is_err());
+    }
+}

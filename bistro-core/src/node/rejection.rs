@@ -1,0 +1,128 @@
+//! Why a validator refused to evaluate a miner's delta.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The reason a delta was not evaluated. Every rejection is logged and
+/// counts as an evaluation with score 0, so it decays the uid's average.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", content = "detail", rename_all = "snake_case")]
+pub enum Rejection {
+    /// The hotkey has no bucket commitment on the chain.
+    NoCommitment,
+    /// The commitment does not parse or names an unusable bucket.
+    BadCommitment(String),
+    /// The bucket could not be read.
+    Unreachable(String),
+    /// No delta for this round in the bucket.
+    NoDelta,
+    /// The object is larger than the cap for this model.
+    TooLarge(String),
+    /// The object was stored after the round's deadline.
+    Late(String),
+    /// The file is not a valid delta (truncated, malformed, digest mismatch).
+    Corrupt(String),
+    /// The delta was made against another master, or for another round.
+    Stale(String),
+    /// The header names another uid or hotkey than the bucket's owner.
+    WrongAuthor(String),
+    /// The signature does not verify with the header's hotkey.
+    BadSignature(String),
+    /// A tensor holds NaN or infinity.
+    NonFinite(String),
+    /// The same content was uploaded earlier by another hotkey.
+    Copy(String),
+    /// The tensors do not fit the model (names or shapes).
+    Mismatch(String),
+}
+
+impl Rejection {
+    /// A short machine-readable code (`"stale"`, `"copy"`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::NoCommitment => "no_commitment",
+            Rejection::BadCommitment(_) => "bad_commitment",
+            Rejection::Unreachable(_) => "unreachable",
+            Rejection::NoDelta => "no_delta",
+            Rejection::TooLarge(_) => "too_large",
+            Rejection::Late(_) => "late",
+            Rejection::Corrupt(_) => "corrupt",
+            Rejection::Stale(_) => "stale",
+            Rejection::WrongAuthor(_) => "wrong_author",
+            Rejection::BadSignature(_) => "bad_signature",
+            Rejection::NonFinite(_) => "non_finite",
+            Rejection::Copy(_) => "copy",
+            Rejection::Mismatch(_) => "mismatch",
+        }
+    }
+
+    /// The human-readable detail, if any.
+    pub fn detail(&self) -> &str {
+        match self {
+            Rejection::NoCommitment | Rejection::NoDelta => "",
+            Rejection::BadCommitment(d)
+            | Rejection::Unreachable(d)
+            | Rejection::TooLarge(d)
+            | Rejection::Late(d)
+            | Rejection::Corrupt(d)
+            | Rejection::Stale(d)
+            | Rejection::WrongAuthor(d)
+            | Rejection::BadSignature(d)
+            | Rejection::NonFinite(d)
+            | Rejection::Copy(d)
+            | Rejection::Mismatch(d) => d,
+        }
+    }
+
+    /// The rejection for an error met while reading or checking a delta.
+    pub fn from_delta_error(e: &Error) -> Rejection {
+        match e {
+            Error::LimitExceeded { .. } => Rejection::TooLarge(e.to_string()),
+            Error::BadSignature(_) => Rejection::BadSignature(e.to_string()),
+            Error::NonFinite { .. } => Rejection::NonFinite(e.to_string()),
+            Error::Network { .. } | Error::AccessDenied(_) | Error::NotFound(_) => {
+                Rejection::Unreachable(e.to_string())
+            }
+            _ => Rejection::Corrupt(e.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.detail() {
+            "" => f.write_str(self.code()),
+            d => write!(f, "{}: {d}", self.code()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_the_reasons_a_reader_would_expect() {
+        let e = Error::limit("delta size", 10, 20);
+        assert_eq!(Rejection::from_delta_error(&e).code(), "too_large");
+        let e = Error::NonFinite {
+            what: "w".into(),
+            index: 3,
+        };
+        assert_eq!(Rejection::from_delta_error(&e).code(), "non_finite");
+        let e = Error::corrupt("delta", "table", "overlap");
+        let r = Rejection::from_delta_error(&e);
+        assert_eq!(r.code(), "corrupt");
+        assert!(r.to_string().starts_with("corrupt: corrupt delta at table"));
+        assert_eq!(Rejection::NoDelta.to_string(), "no_delta");
+    }
+
+    #[test]
+    fn serialises_with_code_and_detail() {
+        let json = serde_json::to_string(&Rejection::Stale("base x".into())).unwrap();
+        assert_eq!(json, r#"{"code":"stale","detail":"base x"}"#);
+    }
+}

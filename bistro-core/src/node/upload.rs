@@ -1,0 +1,71 @@
+//! Writing, signing and uploading one delta.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use crate::codec::{DeltaHeader, DeltaWriter, Limits};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::identity::Keypair;
+use crate::storage::Bucket;
+use crate::storage::keys::delta_key;
+
+/// The file type a delta is written through before upload.
+pub type DeltaFileWriter = DeltaWriter<BufWriter<File>>;
+
+/// What [`upload_delta`] stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uploaded {
+    /// The object's key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The delta's content digest.
+    pub digest: Digest,
+}
+
+/// Writes a delta with `header` into a temporary file in `scratch_dir`
+/// (tensors added by `fill`), signs it with `keypair` (the header's hotkey),
+/// and uploads it under its key (`deltas/<hotkey>/<block>.delta`). The
+/// upload is atomic; the temporary file is removed whatever happens.
+pub fn upload_delta(
+    bucket: &dyn Bucket,
+    scratch_dir: &Path,
+    keypair: &Keypair,
+    header: DeltaHeader,
+    limits: &Limits,
+    fill: impl FnOnce(&mut DeltaFileWriter) -> Result<()>,
+) -> Result<Uploaded> {
+    std::fs::create_dir_all(scratch_dir).map_err(|e| Error::io(scratch_dir, e))?;
+    let path = scratch_dir.join(format!(
+        "upload-{}-{}.delta.tmp",
+        header.hotkey.to_ss58(),
+        header.block
+    ));
+    let result = write_and_put(bucket, &path, keypair, header, limits, fill);
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+fn write_and_put(
+    bucket: &dyn Bucket,
+    path: &Path,
+    keypair: &Keypair,
+    header: DeltaHeader,
+    limits: &Limits,
+    fill: impl FnOnce(&mut DeltaFileWriter) -> Result<()>,
+) -> Result<Uploaded> {
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut writer = DeltaWriter::new(BufWriter::new(file), &header, limits)?;
+    fill(&mut writer)?;
+    let (out, digest) = writer.finish_signed(keypair)?;
+    let file = out
+        .into_inner()
+        .map_err(|e| Error::io(path, e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let key = delta_key(&header.hotkey, header.block);
+    bucket.put_file(&key, path)?;
+    Ok(Uploaded { key, size, digest })
+}

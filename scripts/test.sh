@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The test command (README; `.ci/run` calls exactly this): installs what the
+# tests need, once (libtorch, a venv with the moto S3 server, cargo-fuzz,
+# cbindgen), then runs every test of the repository:
+#
+#   1. formatting and clippy (warnings are errors)
+#   2. bistro-core with no features: the codec, pages, scoring, local storage
+#      and local chain build and pass without any heavy dependency
+#   3. the whole workspace with every feature: unit, integration and doc
+#      tests, S3 against moto_server, the model on libtorch, the subtensor
+#      client against a mock node, the local network's acceptance test
+#   4. the C ABI from C, C++ (libtorch) and Python, under valgrind and ASan
+#   5. every fuzz target for a bounded time ($BISTRO_FUZZ_SECONDS, default 60)
+#
+# Stops at the first failure. Servers the tests start listen on 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+started=$SECONDS
+step() { echo; echo "==> [$(( (SECONDS - started) / 60 ))m$(( (SECONDS - started) % 60 ))s] $*"; }
+
+step "provisioning libtorch 2.13.0"
+scripts/setup-libtorch.sh
+step "provisioning test tools (moto S3 server)"
+scripts/setup-test-tools.sh
+export PATH="$PWD/.deps/venv/bin:$PATH"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy, every feature"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "bistro-core with no features"
+cargo test -p bistro-core --no-default-features
+
+step "the workspace with every feature"
+cargo test --workspace
+
+step "the C ABI from C, C++ and Python (valgrind, ASan/UBSan)"
+scripts/test-ffi.sh
+
+step "fuzzing every target for ${BISTRO_FUZZ_SECONDS:-60} s"
+scripts/fuzz.sh "${BISTRO_FUZZ_SECONDS:-60}"
+
+step "all tests passed"
