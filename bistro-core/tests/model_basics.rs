@@ -352,12 +352,15 @@ fn bad_batches_are_rejected_before_any_work() {
 
 #[test]
 fn loss_over_chunks_equals_loss_over_rows() {
-    // More rows than fit one evaluation chunk (256 MB of logits at 50 257
-    // ids and 256 tokens is 5 rows): the chunked mean equals the mean of
-    // per-row sums.
-    let model = tiny_model(5);
+    // A budget of 64 MiB fits one row of 256 tokens' logits (51 MB at 50 257
+    // ids): the loss of 7 rows runs in 7 chunks, and equals the mean of the
+    // per-row sums and the loss computed in one chunk.
+    let mut model = tiny_model(5);
     let batch = text_batch(7, 256);
     let whole = model.loss(&batch).unwrap();
+    model.set_logits_budget(64 << 20);
+    let chunked = model.loss(&batch).unwrap();
+    assert!((whole - chunked).abs() < 1e-5, "{whole} vs {chunked}");
     let mut sum = 0.0;
     for r in 0..7 {
         let row = batch.rows_range(r, r + 1);

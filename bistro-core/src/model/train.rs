@@ -33,7 +33,8 @@ pub struct TrainConfig {
     pub grad_clip: f64,
     /// Rows per forward/backward pass (gradients accumulate over a batch's
     /// micro-batches, so the result does not depend on it). `None` keeps a
-    /// micro-batch's logits under [`super::LOGITS_BUDGET_BYTES`].
+    /// micro-batch's logits within the model's budget
+    /// ([`Model::set_logits_budget`]).
     pub micro_batch_rows: Option<usize>,
 }
 

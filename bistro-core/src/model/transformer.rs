@@ -12,9 +12,13 @@ use super::{host, init};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 
-/// Logits of one evaluation chunk are kept under this many bytes: the loss
-/// runs over a batch's rows in chunks of `budget / (seq_len × vocab × 4)`.
-pub const LOGITS_BUDGET_BYTES: usize = 256 << 20;
+/// The default bound on the logits of one chunk of rows: the loss (and a
+/// training step, unless told otherwise) runs over a batch's rows in chunks
+/// of `budget / (seq_len × vocab × 4)` rows, at least one. 1 GiB is 20 rows
+/// of 256 tokens at GPT-2's vocabulary; a smaller budget splits batches into
+/// more chunks, which cost the tiny preset a quarter of its evaluation speed
+/// at 256 MiB (BENCHMARKS.md).
+pub const LOGITS_BUDGET_BYTES: usize = 1 << 30;
 
 /// A decoder-only LLaMA-family transformer with f32 parameters on a device.
 ///
@@ -34,6 +38,7 @@ pub struct Model {
     pub(crate) tensors: Vec<Tensor>,
     rope: Rope,
     dims: Dims,
+    logits_budget: usize,
 }
 
 impl std::fmt::Debug for Model {
@@ -98,6 +103,7 @@ impl Model {
             tensors,
             rope,
             dims,
+            logits_budget: LOGITS_BUDGET_BYTES,
         })
     }
 
@@ -188,13 +194,19 @@ impl Model {
         )
     }
 
-    /// Rows per chunk that keep a chunk's logits under [`LOGITS_BUDGET_BYTES`].
+    /// Bounds the bytes of logits computed at once (default
+    /// [`LOGITS_BUDGET_BYTES`]); batches are split into chunks of rows that fit.
+    pub fn set_logits_budget(&mut self, bytes: usize) {
+        self.logits_budget = bytes;
+    }
+
+    /// Rows per chunk that keep a chunk's logits within the budget.
     pub(crate) fn rows_per_chunk(&self, seq_len: usize) -> usize {
         let per_row = seq_len
             .saturating_mul(self.config.vocab_size)
             .saturating_mul(4)
             .max(1);
-        (LOGITS_BUDGET_BYTES / per_row).max(1)
+        (self.logits_budget / per_row).max(1)
     }
 
     /// Sum of the next-token cross entropy over `batch`'s rows (a validated
@@ -218,7 +230,7 @@ impl Model {
 
     /// Mean next-token cross entropy (nats per predicted token) over the
     /// batch's real positions, without autograd. Rows are evaluated in chunks
-    /// (see [`LOGITS_BUDGET_BYTES`]); a non-finite loss is an error.
+    /// (see [`Model::set_logits_budget`]); a non-finite loss is an error.
     pub fn loss(&self, batch: &Batch) -> Result<f64> {
         inputs::validate(batch, &self.config)?;
         let step = self.rows_per_chunk(batch.seq_len);

@@ -40,10 +40,10 @@ pub fn tiny() -> Config {
 /// One libtorch thread per test: `cargo test` already runs tests on every
 /// core, and libtorch's OpenMP workers spin when they oversubscribe a loaded
 /// machine (a training step ran 2.3 times slower with 2 threads than with 1
-/// on the 2-core CI machine under load).
+/// on the 2-core CI machine under load). OpenMP's setting belongs to the
+/// calling thread, so each test sets it.
 pub fn one_thread() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| tch::set_num_threads(1));
+    bistro_core::model::set_threads(1);
 }
 
 /// A tiny model on the CPU.
