@@ -6,5 +6,7 @@ pub mod chart;
 pub mod cli;
 #[cfg(feature = "full")]
 pub mod localnet;
+#[cfg(feature = "full")]
+pub mod roles;
 
 pub use bistro_core::*;

@@ -15,7 +15,7 @@ pub enum Behaviour {
     Noise,
     /// Re-uploads the first honest miner's latest delta under its own hotkey.
     Copier,
-    /// Trains on its window and uploads the opposite change (raises the loss).
+    /// Trains on its window by gradient ascent: a delta made to raise the loss.
     Poisoner,
     /// Trains against a master one behind the current one (or one from an
     /// earlier network before the first new master).

@@ -69,7 +69,7 @@ impl Default for LocalnetConfig {
             preset: "tiny".into(),
             steps_per_round: 8,
             pages_per_step: 2,
-            window_pages: 24,
+            window_pages: 8,
             learning_rate: 3e-3,
             seed: 7,
         }
@@ -187,6 +187,7 @@ impl Localnet {
                         min_learning_rate: config.learning_rate / 10.0,
                         warmup_steps: 4,
                         total_steps: config.steps_per_round * config.rounds.max(1),
+                        maximize: behaviour == Behaviour::Poisoner,
                         ..TrainConfig::default()
                     },
                     device: Device::Cpu,
@@ -298,14 +299,26 @@ impl Localnet {
             .participants
             .iter_mut()
             .partition(|p| p.behaviour == Behaviour::Copier);
+        let started = std::time::Instant::now();
         let mut accounts = run_all(others, &ctx);
         accounts.extend(run_all(copiers, &ctx));
         accounts.sort_by_key(|(uid, _)| *uid);
+        let miners_took = started.elapsed();
 
         let reveal = self.params.reveal_block(deadline);
         self.chain
             .advance(reveal.saturating_sub(self.chain.block()?.number))?;
-        let report = self.validator.run_round(deadline)?;
+        let started = std::time::Instant::now();
+        // The validator has the machine to itself while it judges.
+        model::set_threads(2);
+        let report = self.validator.run_round(deadline);
+        model::set_threads(1);
+        let report = report?;
+        println!(
+            "  (miners {:.1} s, validator {:.1} s)",
+            miners_took.as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
         self.reports.push(report.clone());
         self.round += 1;
         Ok((report, accounts))
@@ -363,7 +376,9 @@ impl Localnet {
                     Err(e) => println!("  uid {uid} {who}: failed: {e}"),
                 }
             }
-            print_round(&report, |u| self.behaviour_of(u));
+            print_round(&report, |u| {
+                self.behaviour_of(u).map_or("?".into(), |b| b.name().into())
+            });
         }
         let summary = self.summary(heldout_start)?;
         write_charts(&self.config.dir, &self.reports, heldout_start, |u| {

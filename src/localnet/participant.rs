@@ -10,8 +10,7 @@ use bistro_core::codec::{
 use bistro_core::digest::Digest;
 use bistro_core::error::{Error, Result};
 use bistro_core::identity::Keypair;
-use bistro_core::model::delta::build;
-use bistro_core::model::{Config, Device};
+use bistro_core::model::Config;
 use bistro_core::node::master::LocalMaster;
 use bistro_core::node::miner::Miner;
 use bistro_core::node::upload::upload_delta;
@@ -79,7 +78,10 @@ impl Participant {
     /// Returns a one-line summary.
     pub fn act(&mut self, ctx: &RoundContext<'_>) -> Result<String> {
         match self.behaviour {
-            Behaviour::HonestDense | Behaviour::HonestTopK | Behaviour::Stale => {
+            Behaviour::HonestDense
+            | Behaviour::HonestTopK
+            | Behaviour::Stale
+            | Behaviour::Poisoner => {
                 let miner = self.trainer()?;
                 miner.sync_master()?;
                 let report = miner.train(ctx.deadline, ctx.steps)?;
@@ -89,7 +91,6 @@ impl Participant {
                     report.steps, report.mean_loss, up.size
                 ))
             }
-            Behaviour::Poisoner => self.poison(ctx),
             Behaviour::Lazy => self.upload_values(ctx, |_, _| 0.0),
             Behaviour::Noise => {
                 let mut rng = SplitMix(ctx.round.wrapping_mul(0x9e37) ^ u64::from(self.uid));
@@ -117,36 +118,6 @@ impl Participant {
 
     fn limits(ctx: &RoundContext<'_>) -> Limits {
         Limits::for_model(ctx.model.parameter_count())
-    }
-
-    /// Trains honestly, then uploads `master − trained`: the change that
-    /// undoes what was learned on its window.
-    fn poison(&mut self, ctx: &RoundContext<'_>) -> Result<String> {
-        let miner = self.trainer()?;
-        miner.sync_master()?;
-        miner.train(ctx.deadline, ctx.steps)?;
-        let master = miner
-            .master()
-            .ok_or_else(|| Error::Unavailable("no master".into()))?
-            .clone();
-        let base = master.load(ctx.model, Device::Cpu)?;
-        let header = self.header(ctx, master.revision());
-        let miner = self
-            .miner
-            .as_ref()
-            .ok_or_else(|| Error::Unavailable("no miner".into()))?;
-        let trained = miner
-            .trained_model()
-            .ok_or_else(|| Error::Unavailable("no model".into()))?;
-        let up = upload_delta(
-            self.bucket.as_ref(),
-            &self.scratch,
-            &self.keypair,
-            header,
-            &Self::limits(ctx),
-            |w| build(w, &base, trained, |_| Encoding::Dense(DType::BF16), None).map(|_| ()),
-        )?;
-        Ok(format!("uploaded the negated delta ({} bytes)", up.size))
     }
 
     /// Uploads a dense delta whose values come from `value(tensor, index)`.

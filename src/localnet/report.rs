@@ -15,7 +15,7 @@ fn gain(g: Option<f64>) -> String {
 
 /// Prints one round as a table: uid, behaviour, outcome, gains, score,
 /// average, weight.
-pub fn print_round(report: &RoundReport, behaviour_of: impl Fn(u16) -> Option<Behaviour>) {
+pub fn print_round(report: &RoundReport, label_of: impl Fn(u16) -> String) {
     let weights: BTreeMap<u16, f64> = report.weights.iter().flatten().copied().collect();
     println!(
         "round at block {} (pages from block {}): master {} global loss {:.4}{}{}",
@@ -34,10 +34,10 @@ pub fn print_round(report: &RoundReport, behaviour_of: impl Fn(u16) -> Option<Be
     );
     println!(
         "  {:>3}  {:<13} {:<14} {:>8} {:>8} {:>7} {:>7} {:>7}",
-        "uid", "behaviour", "outcome", "local", "global", "score", "avg", "weight"
+        "uid", "who", "outcome", "local", "global", "score", "avg", "weight"
     );
     for row in &report.rows {
-        let who = behaviour_of(row.uid).map_or("?", |b| b.name());
+        let who = label_of(row.uid);
         let weight = weights
             .get(&row.uid)
             .map_or("-".into(), |w| format!("{w:.3}"));

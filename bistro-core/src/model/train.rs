@@ -36,6 +36,10 @@ pub struct TrainConfig {
     /// micro-batch's logits within the model's budget
     /// ([`Model::set_logits_budget`]).
     pub micro_batch_rows: Option<usize>,
+    /// Climb the loss instead of descending it (gradient ascent). For
+    /// adversarial testing — the local network's poisoner trains this way —
+    /// and unlearning experiments; `false` for ordinary training.
+    pub maximize: bool,
 }
 
 impl Default for TrainConfig {
@@ -53,6 +57,7 @@ impl Default for TrainConfig {
             eps: 1e-8,
             grad_clip: 1.0,
             micro_batch_rows: None,
+            maximize: false,
         }
     }
 }
@@ -230,7 +235,8 @@ impl Trainer {
                 continue;
             }
             let (sum, _) = self.model.loss_sum(&chunk)?;
-            sum.f_div_scalar(total as f64)?.f_backward()?;
+            let sign = if self.config.maximize { -1.0 } else { 1.0 };
+            sum.f_div_scalar(sign * total as f64)?.f_backward()?;
             loss_sum += sum.f_double_value(&[])?;
         }
         let loss = loss_sum / total as f64;

@@ -216,6 +216,16 @@ impl Miner {
     /// Takes `steps` training steps on pages of the miner's window for the
     /// round judged at `deadline`.
     pub fn train(&mut self, deadline: u64, steps: u64) -> Result<TrainReport> {
+        self.train_with_progress(deadline, steps, |_, _| {})
+    }
+
+    /// [`train`](Self::train), calling `on_step(step, loss)` after each step.
+    pub fn train_with_progress(
+        &mut self,
+        deadline: u64,
+        steps: u64,
+        mut on_step: impl FnMut(u64, f64),
+    ) -> Result<TrainReport> {
         let window = self.window_for(deadline)?;
         let hotkey = self.hotkey();
         let (per_step, seq_len) = (
@@ -228,11 +238,13 @@ impl Miner {
             .as_mut()
             .ok_or_else(|| Error::Unavailable("no master yet: call sync_master first".into()))?;
         let mut total = 0.0;
-        for _ in 0..steps {
+        for i in 0..steps {
             let step = training.trainer.steps();
             let ids = training_pages(&window, &hotkey, deadline, step, per_step);
             let batch = data.batch(&ids, seq_len)?;
-            total += training.trainer.train_step(&batch)?.loss;
+            let loss = training.trainer.train_step(&batch)?.loss;
+            total += loss;
+            on_step(i + 1, loss);
         }
         Ok(TrainReport {
             steps,

@@ -42,7 +42,8 @@ pub enum VerdictReason {
     Scored,
     /// A loss was NaN, infinite or negative.
     NonFiniteLoss,
-    /// The delta did not lower the loss on the miner's own pages.
+    /// The delta did not lower the loss on the miner's own pages by more
+    /// than the rule's `min_local_gain`.
     NoLocalGain,
     /// The delta improved random pages as much as its own: it was not trained
     /// on the miner's window (a copy, or generic training).
@@ -70,8 +71,11 @@ pub struct Verdict {
 /// their weights to agree; they are written into every evaluation log line.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScoreRule {
-    /// The local relative gain must exceed the global one by at least this
-    /// much (the "trained on its own window" test).
+    /// The local relative gain must be above this to count as an
+    /// improvement: gains within measurement noise earn nothing.
+    pub min_local_gain: f64,
+    /// The local relative gain must exceed the global one by more than this
+    /// (the "trained on its own window" test; 0: strictly more).
     pub min_specificity: f64,
     /// The global relative gain may be as low as `-max_global_harm` (a small
     /// loss on random pages is tolerated: a miner specialises on its window).
@@ -83,9 +87,10 @@ pub struct ScoreRule {
 impl Default for ScoreRule {
     fn default() -> Self {
         ScoreRule {
-            min_specificity: 0.001,
+            min_local_gain: 0.001,
+            min_specificity: 0.0,
             max_global_harm: 0.02,
-            min_merge_gain: 0.0,
+            min_merge_gain: 0.001,
         }
     }
 }
@@ -106,9 +111,9 @@ impl ScoreRule {
                 mergeable: false,
             };
         };
-        let reason = if local_gain <= 0.0 {
+        let reason = if local_gain <= self.min_local_gain {
             VerdictReason::NoLocalGain
-        } else if local_gain - global_gain < self.min_specificity {
+        } else if local_gain - global_gain <= self.min_specificity {
             VerdictReason::NotSpecific
         } else if global_gain < -self.max_global_harm {
             VerdictReason::HurtsGlobal
@@ -172,6 +177,11 @@ mod tests {
         );
         // Noise / poison: loss goes up everywhere.
         assert_eq!(rule.judge(&eval(4.0, 9.0, 4.0, 9.5)).score, 0.0);
+        // Below the noise floor.
+        assert_eq!(
+            rule.judge(&eval(4.0, 3.999, 4.0, 4.0)).reason,
+            VerdictReason::NoLocalGain
+        );
         // A copy of someone else's delta helps random pages as much as "own" ones.
         assert_eq!(
             rule.judge(&eval(4.0, 3.8, 4.0, 3.8)).reason,

@@ -1,0 +1,150 @@
+//! A bistro miner.
+//!
+//! With no flags it joins the embedded network in `~/.bistro/localnet` (run
+//! `cargo run --example validator` beside it, which publishes the master).
+//! With `--subtensor.network` and `--bucket` it mines on Bittensor with an
+//! S3 bucket (credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`).
+//!
+//! ```text
+//! cargo run --release --example miner -- --wallet.name W --wallet.hotkey H \
+//!     --subtensor.network test --netuid 212 --bucket BUCKET --device cuda
+//! ```
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use bistro::cli::{Args, Flag};
+use bistro::model::TrainConfig;
+use bistro::node::DeltaEncoding;
+use bistro::node::miner::{MasterStatus, Miner, MinerConfig};
+use bistro::roles::{COMMON_FLAGS, Role, Setup};
+
+const FLAGS: &[Flag] = &[
+    Flag {
+        name: "steps",
+        value: "N",
+        help: "training steps per upload",
+        default: Some("8"),
+    },
+    Flag {
+        name: "encoding",
+        value: "ENC",
+        help: "dense-bf16, dense-f16, dense-f32, topk-FRACTION-bf16, int8-BLOCK",
+        default: Some("dense-bf16"),
+    },
+    Flag {
+        name: "lr",
+        value: "X",
+        help: "peak learning rate",
+        default: Some("0.003"),
+    },
+];
+
+fn main() -> ExitCode {
+    let flags: Vec<Flag> = COMMON_FLAGS.iter().chain(FLAGS).copied().collect();
+    let args = Args::from_env(
+        "Mines on bistro: trains the master on its window, uploads the delta.",
+        &flags,
+    );
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("miner: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> bistro::Result<()> {
+    let setup = Setup::from_args(args, Role::Miner)?;
+    let rounds: Option<u64> = args.extra_parsed("rounds")?;
+    let steps: u64 = args.extra_parsed("steps")?.unwrap_or(8);
+    let lr: f64 = args.extra_parsed("lr")?.unwrap_or(3e-3);
+    let spec = args.extra("encoding").unwrap_or("dense-bf16");
+    let encoding = DeltaEncoding::parse(spec).ok_or_else(|| {
+        bistro::Error::InvalidArgument(format!("--encoding {spec:?} is not an encoding"))
+    })?;
+    let (chain, params) = (setup.chain.clone(), setup.params.clone());
+    let config = MinerConfig {
+        params: params.clone(),
+        model: setup.model.clone(),
+        train: TrainConfig {
+            learning_rate: lr,
+            min_learning_rate: lr / 10.0,
+            warmup_steps: 10,
+            ..TrainConfig::default()
+        },
+        device: setup.device,
+        steps_per_upload: steps,
+        pages_per_step: 2,
+        encoding,
+        work_dir: setup.work_dir.clone(),
+    };
+    let mut miner = Miner::new(
+        chain.clone(),
+        setup.bucket,
+        setup.commitment,
+        setup.keypair,
+        setup.data,
+        config,
+    )?;
+    println!(
+        "miner {} uid {} on subnet {}",
+        miner.hotkey(),
+        miner.uid()?,
+        params.netuid
+    );
+    if miner.publish_commitment()? {
+        println!("published the bucket commitment");
+    }
+    let mut done = 0u64;
+    while rounds.is_none_or(|r| done < r) {
+        match miner.sync_master() {
+            Ok(MasterStatus::Missing) => {
+                println!("no master published yet; waiting");
+                std::thread::sleep(chain.block_time());
+                continue;
+            }
+            Ok(MasterStatus::Updated(revision)) => {
+                println!("training on master {}", revision.short())
+            }
+            Ok(MasterStatus::Unchanged(_)) => {}
+            Err(e) => {
+                println!("could not fetch the master ({e}); retrying");
+                std::thread::sleep(chain.block_time());
+                continue;
+            }
+        }
+        let deadline = params.deadline_after(chain.block()?.number);
+        let report = miner.train_with_progress(deadline, steps, |step, loss| {
+            print!("\rtraining for the deadline at block {deadline}: step {step}/{steps}, loss {loss:.4}");
+            let _ = std::io::stdout().flush();
+        })?;
+        println!(
+            "\rtrained {} steps for the deadline at block {deadline}, epoch {}, mean loss {:.4}",
+            report.steps, report.epoch, report.mean_loss
+        );
+        let block = chain.block()?.number;
+        if block >= deadline {
+            println!("training ran past block {deadline}: this delta counts for the next round");
+        }
+        match miner.upload(block) {
+            Ok(up) => println!(
+                "uploaded {} ({} bytes, digest {})",
+                up.key,
+                up.size,
+                up.digest.short()
+            ),
+            Err(e) => println!("upload failed ({e}); the next round retries"),
+        }
+        let next = params.deadline_after(block);
+        chain.wait_for_block(
+            next,
+            chain
+                .block_time()
+                .saturating_mul(4 * (params.round_blocks as u32 + 2)),
+        )?;
+        done += 1;
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! A bistro validator.
+//!
+//! With no flags it joins the embedded network in `~/.bistro/localnet` (a
+//! local chain, local buckets, the sample corpus, the tiny model), creating
+//! what is missing; run `cargo run --example miner` beside it. With
+//! `--subtensor.network` and `--bucket` it validates on Bittensor with an
+//! S3 bucket (credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`).
+//!
+//! ```text
+//! cargo run --release --example validator -- --wallet.name W --wallet.hotkey H \
+//!     --subtensor.network test --netuid 212 --bucket BUCKET --device cuda
+//! ```
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bistro::cli::Args;
+use bistro::data::sample;
+use bistro::localnet::print_round;
+use bistro::node::validator::{Validator, ValidatorConfig};
+use bistro::roles::{COMMON_FLAGS, Role, Setup};
+
+fn main() -> ExitCode {
+    let args = Args::from_env(
+        "Validates bistro miners: judges their deltas, publishes the master, sets weights.",
+        COMMON_FLAGS,
+    );
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("validator: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> bistro::Result<()> {
+    let setup = Setup::from_args(args, Role::Validator)?;
+    let rounds: Option<u64> = args.extra_parsed("rounds")?;
+    let (chain, params) = (setup.chain.clone(), setup.params.clone());
+    let config = ValidatorConfig {
+        params: params.clone(),
+        model: setup.model.clone(),
+        device: setup.device,
+        work_dir: setup.work_dir.clone(),
+        uids_per_round: 0,
+        genesis_seed: 0,
+        heldout_pages: if setup.embedded { 16 } else { 0 },
+    };
+    let mut validator = Validator::new(
+        chain.clone(),
+        setup.bucket,
+        setup.commitment,
+        setup.keypair,
+        setup.data,
+        config,
+    )?;
+    if setup.embedded {
+        validator = validator.with_heldout(Arc::new(sample::heldout()?));
+    }
+    println!(
+        "validator {} on subnet {}: master {}, work dir {}, log {}",
+        validator.hotkey(),
+        params.netuid,
+        validator.master().revision().short(),
+        setup.work_dir.display(),
+        validator.log_path().display()
+    );
+    let mut done = 0u64;
+    while rounds.is_none_or(|r| done < r) {
+        let block = chain.block()?.number;
+        let deadline = params.deadline_after(block);
+        println!("block {block}: waiting for the deadline at block {deadline}");
+        let wait = chain
+            .block_time()
+            .saturating_mul(4 * (params.round_blocks as u32 + 2));
+        chain.wait_for_block(deadline, wait.max(Duration::from_secs(60)))?;
+        let report = validator.run_round(deadline)?;
+        print_round(&report, |uid| format!("uid {uid}"));
+        done += 1;
+    }
+    Ok(())
+}
