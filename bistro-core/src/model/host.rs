@@ -37,8 +37,10 @@ pub(crate) fn read<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     // SAFETY: `t` is a contiguous f32 CPU tensor of `numel` elements (checked
     // above), so its data pointer addresses `numel` initialised, aligned f32s
     // that live as long as `t`, which the borrow keeps alive for the call.
-    // Nothing writes the storage meanwhile: the model's tensors are not shared
-    // outside the model (Tensor is not Sync) and writers hold `&mut Model`.
+    // Nothing writes the storage meanwhile: no handle to a parameter's storage
+    // leaves the model (no accessor returns one, `Model::logits` runs without
+    // autograd so its result references no parameter, and the trainer's graphs
+    // live only inside a step), Tensor is not Sync, and writers hold `&mut Model`.
     let values = unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, numel) };
     Ok(f(values))
 }

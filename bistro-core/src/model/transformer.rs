@@ -151,17 +151,12 @@ impl Model {
         self.with_parameter(name, <[f32]>::to_vec)
     }
 
-    /// The parameter tensors in [`Model::parameters`] order (shallow handles
-    /// sharing the model's storage; for reading, or training with a custom loop).
-    pub fn tensors(&self) -> Vec<Tensor> {
-        self.tensors.iter().map(Tensor::shallow_clone).collect()
-    }
-
     /// Logits `[rows, seq, vocab]` (f32) for token ids `[rows, seq]` (i64 on
-    /// the model's device), with autograd as the caller's context has it.
+    /// the model's device), without autograd: the result holds no reference
+    /// to the parameters (training goes through [`Trainer`](super::Trainer)).
     pub fn logits(&self, tokens: &Tensor) -> Result<Tensor> {
         let seq = self.check_tokens(tokens)?;
-        self.forward(tokens, seq)
+        tch::no_grad(|| self.forward(tokens, seq))
     }
 
     fn check_tokens(&self, tokens: &Tensor) -> Result<i64> {
@@ -214,10 +209,11 @@ impl Model {
     /// caller's context has it. The sum is a scalar f32 tensor.
     pub(crate) fn loss_sum(&self, batch: &Batch) -> Result<(Tensor, usize)> {
         let (tokens, labels) = inputs::tensors(batch, self.tch_device)?;
-        let logits = self.logits(&tokens)?;
-        let seq = batch.seq_len as i64;
+        let seq = self.check_tokens(&tokens)?;
         let vocab = self.config.vocab_size as i64;
-        let predicted = logits.f_narrow(1, 0, seq - 1)?.f_reshape([-1, vocab])?;
+        // Position t predicts token t + 1: the last position predicts
+        // nothing, so its logits are not computed.
+        let predicted = self.forward(&tokens, seq - 1)?.f_reshape([-1, vocab])?;
         let sum = predicted.f_cross_entropy_loss::<Tensor>(
             &labels.f_reshape([-1])?,
             None,
