@@ -15,6 +15,9 @@ use bistro_core::codec::{DType, DeltaHeader, DeltaReader, DeltaWriter, Encoding,
 use bistro_core::data::{PageSource, sample};
 use bistro_core::model::{Config, Device, Model, ParamInfo, TrainConfig, Trainer, delta};
 
+/// How each parameter of a delta is encoded.
+type EncodingChoice = fn(&ParamInfo) -> Encoding;
+
 fn main() -> bistro_core::Result<()> {
     let mut args = std::env::args().skip(1);
     let steps: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(30);
@@ -72,7 +75,7 @@ fn main() -> bistro_core::Result<()> {
     };
     let mut validator_master = master;
     let revision = validator_master.revision()?;
-    let encodings: [(&str, fn(&ParamInfo) -> Encoding); 2] = [
+    let encodings: [(&str, EncodingChoice); 2] = [
         ("dense bf16", |_| Encoding::Dense(DType::BF16)),
         ("top-5% bf16", |p| Encoding::TopK {
             k: (p.numel() / 20).max(1),
