@@ -1,0 +1,98 @@
+//! The local network's acceptance test (issue: "the network"): a shortened
+//! run of the same network `examples/localnet.rs` runs, with two honest
+//! miners and every adversary.
+#![cfg(feature = "full")]
+
+use bistro::localnet::{Behaviour, Localnet, LocalnetConfig};
+use bistro::node::log::read_log;
+
+#[test]
+fn honest_miners_earn_the_weight_and_the_master_improves() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LocalnetConfig {
+        dir: dir.path().join("net"),
+        rounds: 4,
+        steps_per_round: 6,
+        ..LocalnetConfig::default()
+    };
+    let mut net = Localnet::setup(config).unwrap();
+    let summary = net.run().unwrap();
+    println!("{summary:#?}");
+
+    // Every honest miner ends with more weight than every adversary, and the
+    // adversaries together hold at most 5 %.
+    assert!(
+        summary.honest_beat_adversaries(),
+        "{:?}",
+        summary.final_weights
+    );
+    assert!(
+        summary.adversary_share <= 0.05,
+        "adversaries hold {}",
+        summary.adversary_share
+    );
+    // The master's loss on held-out pages fell.
+    assert!(
+        summary.heldout_loss_end < summary.heldout_loss_start,
+        "held-out loss {} -> {}",
+        summary.heldout_loss_start,
+        summary.heldout_loss_end
+    );
+    // No evaluated delta left the master changed, and the master only
+    // changed through merges of scored deltas.
+    assert_eq!(summary.inexact_restores, 0);
+    assert_eq!(summary.unexplained_master_changes, 0);
+
+    let log = read_log(net.validator().log_path()).unwrap();
+    for record in &log {
+        let behaviour = net.behaviour_of(record.uid).unwrap();
+        if record.rejection.is_some() {
+            // Rejected deltas were never applied.
+            assert_eq!(record.restored_exact, None, "{record:?}");
+            assert!(!record.mergeable);
+        } else if record.evaluation.is_some() {
+            assert_eq!(record.restored_exact, Some(true), "{record:?}");
+        }
+        if !behaviour.is_honest() {
+            assert!(!record.mergeable, "{behaviour} was merged: {record:?}");
+        }
+    }
+    // Each adversary was caught for the reason it exists.
+    let reasons = |b: Behaviour| -> Vec<String> {
+        log.iter()
+            .filter(|r| net.behaviour_of(r.uid) == Some(b))
+            .map(|r| match (&r.rejection, &r.verdict) {
+                (Some(rej), _) => rej.code().to_string(),
+                (None, Some(v)) => format!("{v:?}"),
+                _ => String::new(),
+            })
+            .collect()
+    };
+    assert!(
+        reasons(Behaviour::Copier).iter().all(|r| r == "copy"),
+        "{:?}",
+        reasons(Behaviour::Copier)
+    );
+    assert!(
+        reasons(Behaviour::Stale).iter().all(|r| r == "stale"),
+        "{:?}",
+        reasons(Behaviour::Stale)
+    );
+    let corrupt = reasons(Behaviour::Corrupt);
+    for expected in ["corrupt", "too_large", "non_finite"] {
+        assert!(
+            corrupt.iter().any(|r| r == expected),
+            "corrupt miner: {corrupt:?}"
+        );
+    }
+    assert!(
+        reasons(Behaviour::Poisoner)
+            .iter()
+            .all(|r| r == "NoLocalGain"),
+        "{:?}",
+        reasons(Behaviour::Poisoner)
+    );
+    assert!(
+        dir.path().join("net/weights.svg").exists() && dir.path().join("net/loss.svg").exists()
+    );
+}
