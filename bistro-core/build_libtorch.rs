@@ -9,8 +9,14 @@
 // from a build script reach only its own package's targets, which is why every
 // package with binaries that link libtorch runs this.
 
-/// Emits the rpath link argument for libtorch's lib directory. When it is
-/// not there, `required` says whether to warn how to provision it.
+/// Emits the link arguments that make the package's binaries load libtorch
+/// from its lib directory: an rpath to it and, on Linux,
+/// `--no-as-needed -ltorch`. The linker otherwise drops `libtorch.so` (no
+/// symbol is used from it directly), and with it `libtorch_cuda.so`, which
+/// must be loaded for libtorch to see a GPU (tch-rs does the same in its own
+/// build script). In the CPU layout `libtorch.so` is `libtorch_cpu.so`. When
+/// the directory is not there, `required` says whether to warn how to
+/// provision it.
 fn link_libtorch_rpath(required: bool) {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_LIB");
@@ -31,10 +37,17 @@ fn link_libtorch_rpath(required: bool) {
         return;
     };
     let lib = std::path::Path::new(&root).join("lib");
+    // Re-run when the link (.deps/libtorch) moves to another layout: cargo
+    // compares the modification time of what the path points to.
+    println!("cargo:rerun-if-changed={}", lib.display());
     match std::fs::canonicalize(&lib) {
         Ok(dir) => {
-            println!("cargo:rerun-if-changed={}", dir.display());
             println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+            if required && std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+                println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+                println!("cargo:rustc-link-arg=-ltorch");
+                println!("cargo:rustc-link-arg=-Wl,--as-needed");
+            }
         }
         Err(_) if required => println!(
             "cargo:warning=libtorch lib directory {} not found: run scripts/setup-libtorch.sh",
