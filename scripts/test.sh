@@ -19,8 +19,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 started=$SECONDS
 step() { echo; echo "==> [$(( (SECONDS - started) / 60 ))m$(( (SECONDS - started) % 60 ))s] $*"; }
 
-step "provisioning libtorch 2.13.0"
-scripts/setup-libtorch.sh
+step "provisioning libtorch 2.13.0, and PyTorch + transformers for the HF round-trip tests"
+scripts/setup-libtorch.sh --python
+export BISTRO_REQUIRE_HF=1
 step "provisioning test tools (moto S3 server)"
 scripts/setup-test-tools.sh
 export PATH="$PWD/.deps/venv/bin:$PATH"

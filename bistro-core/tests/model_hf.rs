@@ -32,6 +32,13 @@ fn python() -> Option<PathBuf> {
 /// when there is no Python environment.
 fn run_python(test: &str, script: &str, args: &[&Path]) -> Option<String> {
     let Some(python) = python() else {
+        // The test command provisions the environment and sets this, so
+        // there the tests run or fail; they never skip.
+        if std::env::var_os("BISTRO_REQUIRE_HF").is_some() {
+            panic!(
+                "{test}: BISTRO_REQUIRE_HF is set but there is no Python with torch/transformers"
+            );
+        }
         eprintln!(
             "skipping {test}: no Python with torch/transformers (run scripts/setup-libtorch.sh \
              --python, or set BISTRO_HF_PYTHON)"

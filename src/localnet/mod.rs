@@ -34,6 +34,9 @@ use bistro_core::node::{DeltaEncoding, SubnetParams};
 use bistro_core::storage::keys::publish_master;
 use bistro_core::storage::{Bucket, BucketCommitment, LocalBucket};
 
+/// Each miner's one-line account of a round (or why it failed), by uid.
+pub type Accounts = Vec<(u16, Result<String>)>;
+
 /// The subnet the local network runs.
 pub const NETUID: u16 = 1;
 
@@ -273,7 +276,7 @@ impl Localnet {
     /// Runs one round: every miner works, the chain moves to the deadline
     /// and the reveal block, the validator judges. Returns the validator's
     /// report and each miner's one-line account.
-    pub fn run_round(&mut self) -> Result<(RoundReport, Vec<(u16, Result<String>)>)> {
+    pub fn run_round(&mut self) -> Result<(RoundReport, Accounts)> {
         let master = self.validator.master().clone();
         self.update_stale_mirror(&master)?;
         let block = self.chain.block()?.number;
@@ -445,10 +448,7 @@ impl Localnet {
     }
 }
 
-fn run_all(
-    participants: Vec<&mut Participant>,
-    ctx: &RoundContext<'_>,
-) -> Vec<(u16, Result<String>)> {
+fn run_all(participants: Vec<&mut Participant>, ctx: &RoundContext<'_>) -> Accounts {
     std::thread::scope(|scope| {
         let handles: Vec<_> = participants
             .into_iter()

@@ -118,6 +118,24 @@ pub fn apply_with_backup(
     Ok(applied)
 }
 
+/// Adds `alpha ×` each tensor of `delta` to the model in place, with the
+/// checks of [`apply_with_backup`] first, and keeps nothing to undo it: for
+/// merging deltas into a new master, where a failed merge reloads the
+/// master from its file. A check failure leaves the model unchanged; an
+/// error while writing (a GPU copy failing) may leave it partly changed, so
+/// reload it then.
+pub fn apply_permanently(model: &mut Model, delta: &DeltaReader<'_>, alpha: f32) -> Result<()> {
+    if !alpha.is_finite() {
+        return Err(Error::InvalidArgument(format!(
+            "delta scale alpha must be finite, got {alpha}"
+        )));
+    }
+    for (param, view) in check(model, delta)? {
+        host::write(&mut model.tensors[param], |dst| view.apply(dst, alpha))??;
+    }
+    Ok(())
+}
+
 /// Matches every tensor of the delta to a model parameter; checks shapes
 /// and values.
 fn check<'r>(model: &Model, delta: &'r DeltaReader<'_>) -> Result<Vec<(usize, TensorView<'r>)>> {

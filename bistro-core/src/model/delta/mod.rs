@@ -24,7 +24,7 @@ mod diff;
 mod residuals;
 mod source;
 
-pub use apply::{AppliedDelta, Backup, apply, apply_with_backup};
+pub use apply::{AppliedDelta, Backup, apply, apply_permanently, apply_with_backup};
 pub use diff::{BuildReport, build};
 pub use residuals::Residuals;
 pub use source::ParameterSource;

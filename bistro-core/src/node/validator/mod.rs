@@ -41,7 +41,7 @@ use crate::codec::Limits;
 use crate::data::{Batch, PageSource};
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, PublicKey};
-use crate::model::delta::{Backup, apply, apply_with_backup};
+use crate::model::delta::{Backup, apply_permanently, apply_with_backup};
 use crate::model::{Config, Device, Model};
 use crate::pages::{global_pages, local_pages};
 use crate::score::{Evaluation, LossPair};
@@ -543,13 +543,19 @@ impl Validator {
         let alpha = 1.0 / mergeable.len() as f32;
         let downloads = self.config.work_dir.join("deltas");
         let limits = Limits::for_model(self.config.model.parameter_count());
+        let mut merged_ok = Ok(());
         for uid in mergeable.iter() {
-            let delta =
-                crate::codec::open_file(downloads.join(format!("uid-{uid}.delta")), &limits)?;
-            // Kept: the change stays in the candidate master.
-            let _kept = apply(&mut self.model, &delta.reader(), alpha)?;
+            merged_ok =
+                crate::codec::open_file(downloads.join(format!("uid-{uid}.delta")), &limits)
+                    .and_then(|delta| apply_permanently(&mut self.model, &delta.reader(), alpha));
+            if merged_ok.is_err() {
+                break;
+            }
         }
-        let merged = loss_or_nan(&self.model, global_batch);
+        let merged = match merged_ok {
+            Ok(()) => loss_or_nan(&self.model, global_batch),
+            Err(_) => f64::NAN,
+        };
         if merged < master_global {
             let block = self.chain.block()?.number.max(deadline);
             self.master = publish_model(

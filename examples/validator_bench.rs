@@ -1,0 +1,220 @@
+//! Benchmark of a validator's round: time per evaluated uid split into
+//! download, decode+apply, evaluation and restore, and the validator's peak
+//! memory against the model's size while it evaluates dense deltas.
+//!
+//! ```text
+//! cargo run --release --example validator_bench -- [--preset tiny|150m] [--uids N] [--dtype bf16|f32]
+//! ```
+//!
+//! Each uid uploads a dense delta of small random values (it is judged and
+//! not merged, so the round measures evaluation alone). Memory is read from
+//! `/proc/self/status`: the peak resident set (VmHWM) is reset after the
+//! validator has loaded the master, and reported above that baseline.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use bistro::chain::{Chain, LocalChain, LocalChainConfig, local::SubnetConfig};
+use bistro::cli::{Args, Flag};
+use bistro::codec::{DType, DeltaHeader, Encoding, Limits};
+use bistro::data::{PageSource, sample};
+use bistro::model::{self, Config, Device};
+use bistro::node::SubnetParams;
+use bistro::node::log::read_log;
+use bistro::node::upload::upload_delta;
+use bistro::node::validator::{Validator, ValidatorConfig};
+use bistro::storage::{BucketCommitment, LocalBucket};
+use bistro::{Keypair, Result};
+
+const FLAGS: &[Flag] = &[
+    Flag {
+        name: "preset",
+        value: "NAME",
+        help: "model preset",
+        default: Some("tiny"),
+    },
+    Flag {
+        name: "uids",
+        value: "N",
+        help: "miners to evaluate",
+        default: Some("3"),
+    },
+    Flag {
+        name: "dtype",
+        value: "T",
+        help: "delta values: bf16 or f32",
+        default: Some("bf16"),
+    },
+    Flag {
+        name: "threads",
+        value: "N",
+        help: "libtorch threads",
+        default: Some("2"),
+    },
+];
+
+fn main() -> ExitCode {
+    let args = Args::from_env(
+        "Times a validator round and measures its peak memory.",
+        FLAGS,
+    );
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("validator_bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A field of `/proc/self/status` in bytes (Linux).
+fn status_bytes(field: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn reset_peak() {
+    // Writing 5 to clear_refs resets VmHWM to the current RSS (Linux ≥ 4.0).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn run(args: &Args) -> Result<()> {
+    let preset = args.extra("preset").unwrap_or("tiny").to_string();
+    let uids: u16 = args.extra_parsed("uids")?.unwrap_or(3);
+    let threads: usize = args.extra_parsed("threads")?.unwrap_or(2);
+    let dtype = match args.extra("dtype").unwrap_or("bf16") {
+        "f32" => DType::F32,
+        _ => DType::BF16,
+    };
+    model::set_threads(threads);
+    let dir = tempfile::tempdir().map_err(|e| bistro::Error::io("tempdir", e))?;
+    let root = dir
+        .path()
+        .canonicalize()
+        .map_err(|e| bistro::Error::io(dir.path(), e))?;
+    let chain = Arc::new(LocalChain::open_or_create(
+        root.join("chain"),
+        &LocalChainConfig::manual([1; 32]),
+    )?);
+    chain.add_subnet(1, SubnetConfig::default())?;
+    let data: Arc<dyn PageSource> = Arc::new(sample::train()?);
+    let params = SubnetParams::new(1, data.params(8, 1000, 2)?);
+    let config = Config::preset(&preset)?;
+    let key = |i: u8| Keypair::from_seed([i + 1; 32]);
+    let validator_key = key(0)?;
+    chain.register(1, &validator_key.public(), &validator_key.public(), 1 << 40)?;
+    let buckets = root.join("buckets");
+    let bucket = |name: &str| -> Result<(Box<dyn bistro::storage::Bucket>, BucketCommitment)> {
+        Ok((
+            Box::new(LocalBucket::create(buckets.join(name))?),
+            BucketCommitment::local(&buckets, name)?,
+        ))
+    };
+    std::fs::create_dir_all(&buckets).map_err(|e| bistro::Error::io(&buckets, e))?;
+    let (vb, vc) = bucket("validator")?;
+    let before_model = status_bytes("VmRSS:");
+    let chain_dyn: Arc<dyn Chain> = chain.clone();
+    let mut validator = Validator::new(
+        chain_dyn,
+        vb,
+        vc,
+        validator_key,
+        data.clone(),
+        ValidatorConfig {
+            params: params.clone(),
+            model: config.clone(),
+            device: Device::Cpu,
+            work_dir: root.join("validator"),
+            uids_per_round: 0,
+            genesis_seed: 1,
+            heldout_pages: 0,
+        },
+    )?;
+    let model_bytes = config.parameter_count() * 4;
+    let master = validator.master().clone();
+    let limits = Limits::for_model(config.parameter_count());
+    for i in 1..=uids {
+        let miner = key(i as u8)?;
+        let uid = chain.register(1, &miner.public(), &miner.public(), 0)?;
+        let (mb, mc) = bucket(&format!("miner-{i}"))?;
+        chain.set_commitment(1, &miner, mc.encode()?.as_bytes())?;
+        let header = DeltaHeader {
+            base_revision: master.revision(),
+            block: 0,
+            uid,
+            hotkey: miner.public(),
+        };
+        let mut state = u64::from(i);
+        upload_delta(
+            mb.as_ref(),
+            &root.join("scratch"),
+            &miner,
+            header,
+            &limits,
+            |w| {
+                for p in master.checkpoint.parameters() {
+                    let values: Vec<f32> = (0..p.numel())
+                        .map(|_| {
+                            state = state
+                                .wrapping_mul(6364136223846793005)
+                                .wrapping_add(1442695040888963407);
+                            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2e-4
+                        })
+                        .collect();
+                    let shape: Vec<u64> = p.shape.iter().map(|&d| d as u64).collect();
+                    w.add_tensor(&p.name, &shape, &values, Encoding::Dense(dtype), None)?;
+                }
+                Ok(())
+            },
+        )?;
+    }
+    let deadline = params.deadline_after(0);
+    chain.advance(params.reveal_block(deadline))?;
+    let baseline = status_bytes("VmRSS:");
+    reset_peak();
+    let started = std::time::Instant::now();
+    let report = validator.run_round(deadline)?;
+    let round = started.elapsed();
+    let peak = status_bytes("VmHWM:");
+    let log = read_log(validator.log_path())?;
+    let judged: Vec<_> = log.iter().filter(|r| r.evaluation.is_some()).collect();
+    let n = judged.len().max(1) as f64;
+    let mean = |f: &dyn Fn(&bistro::node::log::Timings) -> u64| {
+        judged.iter().map(|r| f(&r.timings_ms) as f64).sum::<f64>() / n
+    };
+    println!(
+        "preset {preset}: {} parameters, {:.1} MB of f32 weights; {} dense {dtype:?} deltas of {} bytes each",
+        config.parameter_count(),
+        model_bytes as f64 / 1e6,
+        judged.len(),
+        master_delta_size(&root)
+    );
+    println!(
+        "libtorch threads: {threads}; round took {:.2} s ({} rows)",
+        round.as_secs_f64(),
+        report.rows.len()
+    );
+    println!(
+        "per evaluated uid (ms): download {:.0}, decode+apply {:.0}, eval {:.0}, restore {:.0}",
+        mean(&|t| t.download),
+        mean(&|t| t.apply),
+        mean(&|t| t.eval),
+        mean(&|t| t.restore)
+    );
+    println!(
+        "memory: process before the model {:.0} MB, after loading the master {:.0} MB; peak during the round {:.0} MB = baseline + {:.2}x the model's bytes",
+        before_model as f64 / 1e6,
+        baseline as f64 / 1e6,
+        peak as f64 / 1e6,
+        peak.saturating_sub(before_model) as f64 / model_bytes as f64
+    );
+    Ok(())
+}
+
+fn master_delta_size(root: &std::path::Path) -> u64 {
+    std::fs::metadata(root.join("validator/deltas/uid-1.delta")).map_or(0, |m| m.len())
+}
