@@ -120,7 +120,7 @@ impl Validator {
                 publish_model(&genesis, bucket.as_ref(), &masters, block)?
             }
         };
-        let model = master.load(&config.model, config.device)?;
+        let model = load_for_eval(&master, &config)?;
         let netuid = config.params.netuid;
         let encoded = commitment.encode()?;
         if chain.commitment(netuid, &keypair.public())?.as_deref() != Some(encoded.as_bytes()) {
@@ -510,7 +510,7 @@ impl Validator {
         record.restored_exact = Some(exact);
         if !exact {
             // Never judge on a damaged master: reload it from its file.
-            match self.master.load(&self.config.model, self.config.device) {
+            match load_for_eval(&self.master, &self.config) {
                 Ok(model) => self.model = model,
                 Err(e) => return Err(internal(e)),
             }
@@ -567,7 +567,7 @@ impl Validator {
             self.state.copies.clear();
             self.state.copies_master = self.master.revision();
         } else {
-            self.model = self.master.load(&self.config.model, self.config.device)?;
+            self.model = load_for_eval(&self.master, &self.config)?;
             mergeable.clear();
         }
         self.state.save(&self.config.work_dir.join("state.json"))?;
@@ -616,6 +616,18 @@ impl Validator {
         self.bucket
             .put(&validator_state_key(&self.hotkey()), &self.state.to_json()?)
     }
+}
+
+/// Logits a validator's model holds at once (see
+/// [`Model::set_logits_budget`]): evaluation is chunked so its peak memory
+/// stays near the model's own size instead of growing with the page count.
+pub const VALIDATOR_LOGITS_BUDGET: usize = 64 << 20;
+
+/// Loads the master for evaluation, with the validator's logits budget.
+fn load_for_eval(master: &LocalMaster, config: &ValidatorConfig) -> Result<Model> {
+    let mut model = master.load(&config.model, config.device)?;
+    model.set_logits_budget(VALIDATOR_LOGITS_BUDGET);
+    Ok(model)
 }
 
 fn loss_or_nan(model: &Model, batch: &Batch) -> f64 {
