@@ -127,7 +127,7 @@ impl Setup {
                     params,
                     model: Config::preset(preset)?,
                     device,
-                    work_dir: work_dir(args, &home().join(".bistro").join(role.name()), role, args),
+                    work_dir: work_dir(args, &home().join(".bistro").join(role.name()), role),
                     embedded: false,
                 })
             }
@@ -139,14 +139,14 @@ fn home() -> PathBuf {
     std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
-fn work_dir(args: &Args, base: &Path, role: Role, a: &Args) -> PathBuf {
+fn work_dir(args: &Args, base: &Path, role: Role) -> PathBuf {
     match args.extra("work.dir") {
         Some(d) => PathBuf::from(d),
         None => base.join(format!(
             "{}-{}-{}",
             role.name(),
-            a.wallet_name,
-            a.wallet_hotkey
+            args.wallet_name,
+            args.wallet_hotkey
         )),
     }
 }
@@ -207,7 +207,7 @@ fn embedded(args: &Args, role: Role, chain_dir: &Path, device: Device) -> Result
         params,
         model: Config::preset(preset)?,
         device,
-        work_dir: work_dir(args, &base, role, args),
+        work_dir: work_dir(args, &base, role),
         embedded: true,
     })
 }

@@ -1,0 +1,270 @@
+//! The miner and validator against a local chain and local buckets: restart,
+//! rotation, and the rejections that need a real round to show.
+#![cfg(feature = "full")]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bistro::chain::{Chain, LocalChain, LocalChainConfig, local::SubnetConfig};
+use bistro::codec::{DType, DeltaHeader, Encoding, Limits};
+use bistro::data::{PageSource, sample};
+use bistro::model::{Config, Device, TrainConfig};
+use bistro::node::miner::{MasterStatus, Miner, MinerConfig};
+use bistro::node::upload::upload_delta;
+use bistro::node::validator::{Validator, ValidatorConfig};
+use bistro::node::{DeltaEncoding, SubnetParams};
+use bistro::storage::{Bucket, BucketCommitment, LocalBucket};
+use bistro::{Error, Keypair};
+
+struct Net {
+    root: PathBuf,
+    chain: Arc<LocalChain>,
+    data: Arc<dyn PageSource>,
+    params: SubnetParams,
+    model: Config,
+    validator_key: Keypair,
+    _dir: tempfile::TempDir,
+}
+
+fn key(i: u8) -> Keypair {
+    Keypair::from_seed([i; 32]).unwrap()
+}
+
+fn bucket(root: &Path, name: &str) -> (Box<dyn Bucket>, BucketCommitment) {
+    let parent = root.join("buckets");
+    std::fs::create_dir_all(&parent).unwrap();
+    (
+        Box::new(LocalBucket::create(parent.join(name)).unwrap()),
+        BucketCommitment::local(&parent, name).unwrap(),
+    )
+}
+
+fn net() -> Net {
+    bistro::model::set_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let chain = Arc::new(
+        LocalChain::open_or_create(root.join("chain"), &LocalChainConfig::manual([3; 32])).unwrap(),
+    );
+    chain.add_subnet(1, SubnetConfig::default()).unwrap();
+    let data: Arc<dyn PageSource> = Arc::new(sample::train().unwrap());
+    let mut params = SubnetParams::new(1, data.params(8, 1000, 2).unwrap());
+    params.local_pages = 1;
+    params.global_pages = 1;
+    let validator_key = key(100);
+    chain
+        .register(1, &validator_key.public(), &validator_key.public(), 1 << 40)
+        .unwrap();
+    Net {
+        root,
+        chain,
+        data,
+        params,
+        model: Config::preset("tiny").unwrap(),
+        validator_key,
+        _dir: dir,
+    }
+}
+
+impl Net {
+    fn validator(&self, uids_per_round: usize) -> Validator {
+        let (b, c) = bucket(&self.root, "validator");
+        let config = ValidatorConfig {
+            params: self.params.clone(),
+            model: self.model.clone(),
+            device: Device::Cpu,
+            work_dir: self.root.join("validator"),
+            uids_per_round,
+            genesis_seed: 5,
+            heldout_pages: 0,
+        };
+        let chain: Arc<dyn Chain> = self.chain.clone();
+        Validator::new(
+            chain,
+            b,
+            c,
+            self.validator_key.clone(),
+            self.data.clone(),
+            config,
+        )
+        .unwrap()
+    }
+
+    /// Registers miner `i` with a bucket commitment; returns uid and bucket.
+    fn miner(&self, i: u8) -> (u16, Box<dyn Bucket>) {
+        let k = key(i);
+        let uid = self.chain.register(1, &k.public(), &k.public(), 0).unwrap();
+        let (b, c) = bucket(&self.root, &format!("miner-{i}"));
+        self.chain
+            .set_commitment(1, &k, c.encode().unwrap().as_bytes())
+            .unwrap();
+        (uid, b)
+    }
+
+    /// Uploads a dense delta of `value`s for miner `i`, claiming `uid`.
+    fn upload(&self, validator: &Validator, i: u8, uid: u16, value: f32) -> String {
+        let (b, _) = bucket(&self.root, &format!("miner-{i}"));
+        let master = validator.master();
+        let header = DeltaHeader {
+            base_revision: master.revision(),
+            block: self.chain.block().unwrap().number,
+            uid,
+            hotkey: key(i).public(),
+        };
+        let params = master.checkpoint.parameters();
+        let limits = Limits::for_model(self.model.parameter_count());
+        upload_delta(
+            b.as_ref(),
+            &self.root.join("scratch"),
+            &key(i),
+            header,
+            &limits,
+            |w| {
+                for p in &params {
+                    let shape: Vec<u64> = p.shape.iter().map(|&d| d as u64).collect();
+                    w.add_tensor(
+                        &p.name,
+                        &shape,
+                        &vec![value; p.numel() as usize],
+                        Encoding::Dense(DType::BF16),
+                        None,
+                    )?;
+                }
+                Ok(())
+            },
+        )
+        .unwrap()
+        .key
+    }
+
+    /// Moves the chain to the reveal block of the next deadline; returns the deadline.
+    fn close_round(&self) -> u64 {
+        let deadline = self
+            .params
+            .deadline_after(self.chain.block().unwrap().number);
+        let to = self.params.reveal_block(deadline) - self.chain.block().unwrap().number;
+        self.chain.advance(to).unwrap();
+        deadline
+    }
+}
+
+#[test]
+fn a_restarted_validator_keeps_its_averages_and_does_not_judge_a_uid_twice() {
+    let net = net();
+    let mut validator = net.validator(0);
+    let (uid, _) = net.miner(1);
+    net.upload(&validator, 1, uid, 0.0);
+    let deadline = net.close_round();
+    let report = validator.run_round(deadline).unwrap();
+    assert_eq!(report.rows.len(), 1);
+    assert_eq!(report.rows[0].outcome, "no_local_gain");
+    let state = validator.state().clone();
+    let master = validator.master().revision();
+    assert_eq!(state.averages.get(uid).unwrap().evaluations, 1);
+    drop(validator);
+
+    // A new process over the same folder and bucket.
+    let mut again = net.validator(0);
+    assert_eq!(again.state(), &state);
+    assert_eq!(again.master().revision(), master);
+    let repeat = again.run_round(deadline).unwrap();
+    assert!(repeat.rows.is_empty(), "judged again: {:?}", repeat.rows);
+    assert_eq!(again.state().averages.get(uid).unwrap().evaluations, 1);
+    // An older deadline is refused.
+    assert!(matches!(
+        again.run_round(deadline - 1),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn with_a_cap_per_round_every_uid_is_judged_in_turn() {
+    let net = net();
+    let mut validator = net.validator(1);
+    let (a, _) = net.miner(1);
+    let (b, _) = net.miner(2);
+    let mut judged = Vec::new();
+    for _ in 0..4 {
+        let deadline = net.close_round();
+        let report = validator.run_round(deadline).unwrap();
+        assert_eq!(report.rows.len(), 1);
+        assert_eq!(report.rows[0].outcome, "no_delta");
+        judged.push(report.rows[0].uid);
+    }
+    assert_eq!(judged, vec![a, b, a, b]);
+}
+
+#[test]
+fn wrong_authors_and_late_uploads_are_rejected_before_evaluation() {
+    let net = net();
+    let mut validator = net.validator(0);
+    let (honest_uid, _) = net.miner(1);
+    let (liar, _) = net.miner(2);
+    let (late, late_bucket) = net.miner(3);
+    // Miner 2 claims miner 1's uid in its header.
+    net.upload(&validator, 2, honest_uid, 1e-4);
+    // Miner 3's object carries a storage time after the round's deadline.
+    let key = net.upload(&validator, 3, late, 1e-4);
+    let path = net.root.join("buckets/miner-3").join(&key);
+    let file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(SystemTime::now() + Duration::from_secs(3600))
+        .unwrap();
+    assert!(late_bucket.head(&key).unwrap().is_some());
+    let deadline = net.close_round();
+    let report = validator.run_round(deadline).unwrap();
+    assert_eq!(report.row(liar).unwrap().outcome, "wrong_author");
+    assert_eq!(report.row(late).unwrap().outcome, "late");
+    assert_eq!(report.row(honest_uid).unwrap().outcome, "no_delta");
+    assert_eq!(report.master_after, report.master_before);
+}
+
+#[test]
+fn a_miner_waits_for_a_missing_master_and_survives_a_failed_upload() {
+    let net = net();
+    let (uid, _) = net.miner(1);
+    let (own, commitment) = bucket(&net.root, "miner-1");
+    let config = MinerConfig {
+        params: net.params.clone(),
+        model: net.model.clone(),
+        train: TrainConfig {
+            learning_rate: 1e-3,
+            warmup_steps: 1,
+            ..TrainConfig::default()
+        },
+        device: Device::Cpu,
+        steps_per_upload: 1,
+        pages_per_step: 1,
+        encoding: DeltaEncoding::parse("topk-0.1-bf16").unwrap(),
+        work_dir: net.root.join("miner-1"),
+    };
+    let chain: Arc<dyn Chain> = net.chain.clone();
+    let mut miner = Miner::new(chain, own, commitment, key(1), net.data.clone(), config).unwrap();
+    assert!(
+        !miner.publish_commitment().unwrap(),
+        "the commitment was already there"
+    );
+    // No validator yet: no master anywhere.
+    assert_eq!(miner.sync_master().unwrap(), MasterStatus::Missing);
+    assert!(matches!(miner.upload(1), Err(Error::Unavailable(_))));
+
+    let validator = net.validator(0);
+    let status = miner.sync_master().unwrap();
+    assert_eq!(status, MasterStatus::Updated(validator.master().revision()));
+    assert_eq!(miner.uid().unwrap(), uid);
+    let deadline = net.params.deadline_after(net.chain.block().unwrap().number);
+    let report = miner.train(deadline, 1).unwrap();
+    assert!(report.mean_loss.is_finite());
+
+    // The bucket's folder disappears: the upload fails with an error, and
+    // works again once the folder is back.
+    let folder = net.root.join("buckets/miner-1");
+    let moved = net.root.join("buckets/miner-1.away");
+    std::fs::rename(&folder, &moved).unwrap();
+    std::fs::write(&folder, b"not a folder").unwrap();
+    assert!(miner.upload(2).is_err());
+    std::fs::remove_file(&folder).unwrap();
+    std::fs::rename(&moved, &folder).unwrap();
+    let uploaded = miner.upload(3).unwrap();
+    assert!(folder.join(&uploaded.key).exists());
+}
