@@ -86,7 +86,7 @@ fn run(args: &Args) -> bistro::Result<bool> {
     let dir = net.dir().display();
     println!(
         "charts: {dir}/weights.svg, {dir}/loss.svg; evaluation log: {}",
-        net.validator().log_path().display()
+        net.validator().log_dir().display()
     );
     Ok(summary.honest_beat_adversaries() && summary.adversary_share <= 0.05)
 }

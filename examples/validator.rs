@@ -65,7 +65,7 @@ fn run(args: &Args) -> bistro::Result<()> {
         params.netuid,
         validator.master().revision().short(),
         setup.work_dir.display(),
-        validator.log_path().display()
+        validator.log_dir().display()
     );
     let mut done = 0u64;
     while rounds.is_none_or(|r| done < r) {

@@ -180,7 +180,7 @@ fn run(args: &Args) -> Result<()> {
     let report = validator.run_round(deadline)?;
     let round = started.elapsed();
     let peak = status_bytes("VmHWM:");
-    let log = read_log(validator.log_path())?;
+    let log = read_log(validator.log_dir())?;
     let judged: Vec<_> = log.iter().filter(|r| r.evaluation.is_some()).collect();
     let n = judged.len().max(1) as f64;
     let mean = |f: &dyn Fn(&bistro::node::log::Timings) -> u64| {

@@ -43,7 +43,7 @@ fn honest_miners_earn_the_weight_and_the_master_improves() {
     assert_eq!(summary.inexact_restores, 0);
     assert_eq!(summary.unexplained_master_changes, 0);
 
-    let log = read_log(net.validator().log_path()).unwrap();
+    let log = read_log(net.validator().log_dir()).unwrap();
     for record in &log {
         let behaviour = net.behaviour_of(record.uid).unwrap();
         if record.rejection.is_some() {

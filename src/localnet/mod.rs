@@ -422,7 +422,7 @@ impl Localnet {
             .filter(|w| !w.1.starts_with("honest"))
             .map(|w| w.2)
             .sum();
-        let log = bistro_core::node::log::read_log(self.validator.log_path())?;
+        let log = bistro_core::node::log::read_log(self.validator.log_dir())?;
         let inexact_restores = log
             .iter()
             .filter(|r| r.restored_exact == Some(false))

@@ -1,7 +1,7 @@
 //! The validator's evaluation log: one JSON object per evaluation, enough
 //! to recompute every score from public data.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -76,57 +76,95 @@ pub struct Timings {
     pub restore: u64,
 }
 
-/// An append-only JSON-lines file; every line is flushed and synced before
-/// `append` returns, so a crash loses at most the line being written (a
-/// torn last line is skipped by [`read_log`]).
+/// The evaluation log: a folder with one JSON-lines file per deadline,
+/// `<deadline, 20 digits>.jsonl` (the same split as the bucket's
+/// `validators/<hotkey>/evals/<deadline>.jsonl`). Every line is flushed and
+/// synced before [`append`](EvalLog::append) returns, so a crash loses at
+/// most the line being written (a torn last line is skipped when read).
 pub struct EvalLog {
-    path: PathBuf,
-    file: File,
+    dir: PathBuf,
 }
 
 impl EvalLog {
-    /// Opens (creating) the log at `path` for appending.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        Ok(EvalLog { path, file })
+    /// Opens (creating) the log folder `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(EvalLog { dir })
     }
 
-    /// Appends one record as a line.
+    /// The file of `deadline`'s records.
+    pub fn round_path(&self, deadline: u64) -> PathBuf {
+        self.dir.join(format!("{deadline:020}.jsonl"))
+    }
+
+    /// Appends one record to its deadline's file.
     pub fn append(&mut self, record: &EvalRecord) -> Result<()> {
         let mut line = serde_json::to_vec(record)
             .map_err(|e| Error::InvalidArgument(format!("cannot serialise record: {e}")))?;
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .and_then(|_| self.file.sync_data())
-            .map_err(|e| Error::io(&self.path, e))
+        let path = self.round_path(record.deadline);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        file.write_all(&line)
+            .and_then(|_| file.sync_data())
+            .map_err(|e| Error::io(&path, e))
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The complete lines of `deadline`'s file (empty if there is none).
+    pub fn round_bytes(&self, deadline: u64) -> Result<Vec<u8>> {
+        let path = self.round_path(deadline);
+        match std::fs::read(&path) {
+            Ok(mut bytes) => {
+                let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                bytes.truncate(complete);
+                Ok(bytes)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// The log's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 
-/// Reads every complete record of a log (a torn last line is ignored).
-pub fn read_log(path: impl AsRef<Path>) -> Result<Vec<EvalRecord>> {
+/// Reads every complete record of one log file (a torn last line is ignored).
+pub fn read_log_file(path: impl AsRef<Path>) -> Result<Vec<EvalRecord>> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut records = Vec::new();
     let complete = text.rfind('\n').map_or("", |end| &text[..end]);
     for (i, line) in complete.lines().enumerate() {
         let record = serde_json::from_str(line).map_err(|e| {
-            Error::corrupt("evaluation log", format!("line {}", i + 1), e.to_string())
+            Error::corrupt(
+                "evaluation log",
+                format!("{} line {}", path.display(), i + 1),
+                e.to_string(),
+            )
         })?;
         records.push(record);
+    }
+    Ok(records)
+}
+
+/// Reads every record of a log folder, oldest deadline first.
+pub fn read_log(dir: impl AsRef<Path>) -> Result<Vec<EvalRecord>> {
+    let dir = dir.as_ref();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    let mut records = Vec::new();
+    for file in files {
+        records.extend(read_log_file(&file)?);
     }
     Ok(records)
 }
@@ -173,16 +211,26 @@ mod tests {
     }
 
     #[test]
-    fn lines_round_trip_and_a_torn_tail_is_ignored() {
+    fn lines_round_trip_by_deadline_and_a_torn_tail_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log/eval.jsonl");
-        let mut log = EvalLog::open(&path).unwrap();
+        let mut log = EvalLog::open(dir.path().join("log")).unwrap();
         log.append(&record(1)).unwrap();
-        log.append(&record(2)).unwrap();
-        drop(log);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut later = record(2);
+        later.deadline = 30;
+        log.append(&later).unwrap();
+        log.append(&record(3)).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(log.round_path(20))
+            .unwrap();
         f.write_all(b"{\"validator\":").unwrap();
-        let back = read_log(&path).unwrap();
-        assert_eq!(back, vec![record(1), record(2)]);
+        assert_eq!(
+            read_log(log.dir()).unwrap(),
+            vec![record(1), record(3), later.clone()]
+        );
+        let round: Vec<u8> = log.round_bytes(20).unwrap();
+        assert_eq!(round.iter().filter(|&&b| b == b'\n').count(), 2);
+        assert!(round.ends_with(b"\n"));
+        assert!(log.round_bytes(99).unwrap().is_empty());
     }
 }

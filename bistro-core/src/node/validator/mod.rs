@@ -110,7 +110,7 @@ impl Validator {
             Some(state) => state,
             None => ValidatorState::new(config.params.ema_alpha)?,
         };
-        let log = EvalLog::open(work.join("eval.jsonl"))?;
+        let log = EvalLog::open(work.join("evals"))?;
         let masters = work.join("masters");
         let master = match fetch_master(bucket.as_ref(), &masters, &config.model)? {
             Some(master) => master,
@@ -174,9 +174,10 @@ impl Validator {
         &self.state
     }
 
-    /// The path of the evaluation log.
-    pub fn log_path(&self) -> PathBuf {
-        self.log.path().to_path_buf()
+    /// The folder of the evaluation log (a JSON-lines file per deadline; read
+    /// it with [`read_log`](crate::node::log::read_log)).
+    pub fn log_dir(&self) -> &std::path::Path {
+        self.log.dir()
     }
 
     /// The loss of the current model on the first `pages` held-out pages
@@ -603,16 +604,10 @@ impl Validator {
     /// Uploads this round's log lines and the state to the validator's
     /// bucket, so anyone can recompute its scores.
     fn publish_round_log(&self, deadline: u64) -> Result<()> {
-        let lines =
-            std::fs::read_to_string(self.log.path()).map_err(|e| Error::io(self.log.path(), e))?;
-        let needle = format!("\"deadline\":{deadline},");
-        let round: String = lines
-            .lines()
-            .filter(|l| l.contains(&needle))
-            .flat_map(|l| [l, "\n"])
-            .collect();
-        self.bucket
-            .put(&eval_log_key(&self.hotkey(), deadline), round.as_bytes())?;
+        self.bucket.put(
+            &eval_log_key(&self.hotkey(), deadline),
+            &self.log.round_bytes(deadline)?,
+        )?;
         self.bucket
             .put(&validator_state_key(&self.hotkey()), &self.state.to_json()?)
     }
