@@ -87,9 +87,7 @@ impl LineChart {
             LEFT + plot_w / 2.0,
             escape(&self.title)
         );
-        for i in 0..=5 {
-            let t = f64::from(i) / 5.0;
-            let (gx, gy) = (x0 + t * (x1 - x0), y0 + t * (y1 - y0));
+        for gx in nice_ticks(x0, x1) {
             let _ = writeln!(
                 svg,
                 "<line x1=\"{0:.1}\" y1=\"{TOP}\" x2=\"{0:.1}\" y2=\"{1:.1}\" stroke=\"#eee\"/>\
@@ -99,6 +97,8 @@ impl LineChart {
                 TOP + plot_h + 16.0,
                 tick(gx)
             );
+        }
+        for gy in nice_ticks(y0, y1) {
             let _ = writeln!(
                 svg,
                 "<line x1=\"{LEFT}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\" stroke=\"#eee\"/>\
@@ -174,6 +174,23 @@ impl LineChart {
     }
 }
 
+/// Ticks at round values (1, 2 or 5 times a power of ten) inside `lo..=hi`.
+fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let raw = (hi - lo) / 5.0;
+    if !(raw.is_finite() && raw > 0.0) {
+        return vec![lo];
+    }
+    let power = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * power);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last).map(|i| i as f64 * step).collect()
+}
+
 fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
@@ -185,10 +202,17 @@ fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
         return (lo - 0.5, hi + 0.5);
     }
     let pad = (hi - lo) * 0.05;
-    (lo - pad, hi + pad)
+    // Values that are all non-negative (weights, losses) keep a zero floor.
+    let floor = if lo >= 0.0 {
+        (lo - pad).max(0.0)
+    } else {
+        lo - pad
+    };
+    (floor, hi + pad)
 }
 
 fn tick(v: f64) -> String {
+    let v = if v.abs() < 1e-12 { 0.0 } else { v };
     if v.abs() >= 1000.0 || v == v.trunc() {
         format!("{v:.0}")
     } else if v.abs() >= 1.0 {
@@ -219,6 +243,16 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 1);
         assert_eq!(svg.matches("<circle").count(), 1);
         assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn ticks_are_round_numbers_inside_the_range() {
+        assert_eq!(nice_ticks(8.0, 52.0), vec![10.0, 20.0, 30.0, 40.0, 50.0]);
+        assert_eq!(
+            nice_ticks(0.0, 0.9),
+            vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8]
+        );
+        assert_eq!(nice_ticks(1.0, 1.0), vec![1.0]);
     }
 
     #[test]

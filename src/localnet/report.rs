@@ -138,7 +138,7 @@ pub fn write_charts(
         .collect();
     loss.add("held-out pages", heldout);
     loss.add(
-        "round's global pages",
+        "master before each round, on its global pages",
         reports
             .iter()
             .map(|r| (r.deadline as f64, r.master_global_loss))
