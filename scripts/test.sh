@@ -36,7 +36,7 @@ step "bistro-core with no features"
 cargo test -p bistro-core --no-default-features
 
 step "the workspace with every feature"
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 
 step "the C ABI from C, C++ and Python (valgrind, ASan/UBSan)"
 scripts/test-ffi.sh

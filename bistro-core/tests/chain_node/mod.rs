@@ -26,7 +26,7 @@ use subxt::ext::scale_encode::EncodeAsType;
 
 pub const METADATA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/subtensor/finney-metadata.scale"
+    "/tests/data/chain/finney-metadata.scale"
 );
 
 /// The hash of block `n` on the mock chain.

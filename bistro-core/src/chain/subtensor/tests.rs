@@ -1,5 +1,5 @@
 //! Offline tests against the real main-network metadata
-//! (`shared/subtensor/finney-metadata.scale`): the calls, storage entries and
+//! (`tests/data/chain/finney-metadata.scale`, a copy of `shared/subtensor/`): the calls, storage entries and
 //! runtime API bistro uses exist with the expected types; calls, storage
 //! keys and signed transactions encode to bytes derived here by hand from
 //! the SCALE and Substrate rules; signatures verify.
@@ -21,14 +21,14 @@ use crate::identity::{Keypair, PublicKey, Signature};
 
 const METADATA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/subtensor/finney-metadata.scale"
+    "/tests/data/chain/finney-metadata.scale"
 );
 
 /// The main network's genesis hash (block 0 of finney).
 const FINNEY_GENESIS: &str = "2f0555cc76fc2840a25a6ea3b9637146806f1f44b090c175ffde2a7e5ab36c03";
 
 fn metadata_bytes() -> Vec<u8> {
-    std::fs::read(METADATA).expect("the recorded finney metadata is in shared/subtensor")
+    std::fs::read(METADATA).expect("the recorded finney metadata is in bistro-core/tests/data/chain")
 }
 
 fn metadata() -> Metadata {
