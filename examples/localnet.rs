@@ -18,7 +18,7 @@ const FLAGS: &[Flag] = &[
         name: "rounds",
         value: "N",
         help: "rounds to run",
-        default: Some("8"),
+        default: Some("6"),
     },
     Flag {
         name: "dir",

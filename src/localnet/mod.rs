@@ -67,7 +67,7 @@ impl Default for LocalnetConfig {
     fn default() -> Self {
         LocalnetConfig {
             dir: PathBuf::from("out/localnet"),
-            rounds: 8,
+            rounds: 6,
             cast: Behaviour::CAST.to_vec(),
             preset: "tiny".into(),
             steps_per_round: 8,
