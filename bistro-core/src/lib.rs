@@ -18,10 +18,16 @@
 //! - [`chain`]: the chain interface (a local chain by default; Bittensor's
 //!   subtensor with `subtensor`);
 //! - [`data`]: page sources (memory-mapped token shards by default; HTTP
-//!   shards and RefinedWeb rows with `http`).
+//!   shards and RefinedWeb rows with `http`);
+//! - [`node`]: the protocol's parameters, rejections and evaluation log, and
+//!   with `torch` the [`node::Miner`] and [`node::Validator`];
+//! - `model` (feature `torch`): the LLaMA-family model on libtorch, its
+//!   checkpoints, training and the bridge to the codec.
 //!
-//! Heavier parts are features: `torch` (the model on libtorch), `s3`, `http`,
-//! `tokenizer`, `subtensor`, `sr25519`. `full` enables them all.
+//! Heavier parts are features: `torch` (the model, miner and validator on
+//! libtorch), `s3`, `http`, `tokenizer`, `subtensor`, `sr25519`. `full`
+//! enables them all. The specifications are in `docs/` (protocol, incentive,
+//! delta format, pages, shards, storage, chain, model, C ABI).
 //!
 //! ## Dependencies beyond the user's list, and why
 //! - `half`: the standard f16/bf16 types for the codec's encodings.
