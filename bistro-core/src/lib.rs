@@ -20,7 +20,7 @@
 //! - [`data`]: page sources (memory-mapped token shards by default; HTTP
 //!   shards and RefinedWeb rows with `http`);
 //! - [`node`]: the protocol's parameters, rejections and evaluation log, and
-//!   with `torch` the [`node::Miner`] and [`node::Validator`];
+//!   with `torch` the miner (`node::Miner`) and validator (`node::Validator`);
 //! - `model` (feature `torch`): the LLaMA-family model on libtorch, its
 //!   checkpoints, training and the bridge to the codec.
 //!
