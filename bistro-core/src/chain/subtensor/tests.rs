@@ -28,7 +28,8 @@ const METADATA: &str = concat!(
 const FINNEY_GENESIS: &str = "2f0555cc76fc2840a25a6ea3b9637146806f1f44b090c175ffde2a7e5ab36c03";
 
 fn metadata_bytes() -> Vec<u8> {
-    std::fs::read(METADATA).expect("the recorded finney metadata is in bistro-core/tests/data/chain")
+    std::fs::read(METADATA)
+        .expect("the recorded finney metadata is in bistro-core/tests/data/chain")
 }
 
 fn metadata() -> Metadata {
