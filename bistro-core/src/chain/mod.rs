@@ -149,67 +149,45 @@ pub trait Chain: Send + Sync {
     }
 }
 
-impl<C: Chain + ?Sized> Chain for std::sync::Arc<C> {
-    fn block(&self) -> Result<Block> {
-        (**self).block()
-    }
-    fn block_hash(&self, number: u64) -> Result<Option<[u8; 32]>> {
-        (**self).block_hash(number)
-    }
-    fn metagraph(&self, netuid: u16) -> Result<Metagraph> {
-        (**self).metagraph(netuid)
-    }
-    fn commitment(&self, netuid: u16, hotkey: &PublicKey) -> Result<Option<Vec<u8>>> {
-        (**self).commitment(netuid, hotkey)
-    }
-    fn set_commitment(&self, netuid: u16, signer: &dyn Signer, data: &[u8]) -> Result<()> {
-        (**self).set_commitment(netuid, signer, data)
-    }
-    fn set_weights(
-        &self,
-        netuid: u16,
-        signer: &dyn Signer,
-        uids: &[u16],
-        weights: &[u16],
-        version_key: u64,
-    ) -> Result<()> {
-        (**self).set_weights(netuid, signer, uids, weights, version_key)
-    }
-    fn block_time(&self) -> Duration {
-        (**self).block_time()
-    }
+/// A chain behind a smart pointer (`Arc<dyn Chain>`, `Box<LocalChain>`, ...)
+/// is a chain: every method forwards to the pointee.
+macro_rules! forward_chain {
+    ($($pointer:ident)::+) => {
+        impl<C: Chain + ?Sized> Chain for $($pointer)::+<C> {
+            fn block(&self) -> Result<Block> {
+                (**self).block()
+            }
+            fn block_hash(&self, number: u64) -> Result<Option<[u8; 32]>> {
+                (**self).block_hash(number)
+            }
+            fn metagraph(&self, netuid: u16) -> Result<Metagraph> {
+                (**self).metagraph(netuid)
+            }
+            fn commitment(&self, netuid: u16, hotkey: &PublicKey) -> Result<Option<Vec<u8>>> {
+                (**self).commitment(netuid, hotkey)
+            }
+            fn set_commitment(&self, netuid: u16, signer: &dyn Signer, data: &[u8]) -> Result<()> {
+                (**self).set_commitment(netuid, signer, data)
+            }
+            fn set_weights(
+                &self,
+                netuid: u16,
+                signer: &dyn Signer,
+                uids: &[u16],
+                weights: &[u16],
+                version_key: u64,
+            ) -> Result<()> {
+                (**self).set_weights(netuid, signer, uids, weights, version_key)
+            }
+            fn block_time(&self) -> Duration {
+                (**self).block_time()
+            }
+        }
+    };
 }
 
-impl<C: Chain + ?Sized> Chain for Box<C> {
-    fn block(&self) -> Result<Block> {
-        (**self).block()
-    }
-    fn block_hash(&self, number: u64) -> Result<Option<[u8; 32]>> {
-        (**self).block_hash(number)
-    }
-    fn metagraph(&self, netuid: u16) -> Result<Metagraph> {
-        (**self).metagraph(netuid)
-    }
-    fn commitment(&self, netuid: u16, hotkey: &PublicKey) -> Result<Option<Vec<u8>>> {
-        (**self).commitment(netuid, hotkey)
-    }
-    fn set_commitment(&self, netuid: u16, signer: &dyn Signer, data: &[u8]) -> Result<()> {
-        (**self).set_commitment(netuid, signer, data)
-    }
-    fn set_weights(
-        &self,
-        netuid: u16,
-        signer: &dyn Signer,
-        uids: &[u16],
-        weights: &[u16],
-        version_key: u64,
-    ) -> Result<()> {
-        (**self).set_weights(netuid, signer, uids, weights, version_key)
-    }
-    fn block_time(&self) -> Duration {
-        (**self).block_time()
-    }
-}
+forward_chain!(std::sync::Arc);
+forward_chain!(Box);
 
 /// The message of the error for a subnet that uses commit-reveal.
 pub(crate) fn commit_reveal_error(netuid: u16) -> Error {
