@@ -98,6 +98,9 @@ fn run(args: &Args) -> bistro::Result<()> {
         println!("published the bucket commitment");
     }
     let mut done = 0u64;
+    // How many blocks the last training and upload took: the miner trains on
+    // the window of the round its upload will actually count for.
+    let mut training_blocks = 0u64;
     while rounds.is_none_or(|r| done < r) {
         match miner.sync_master() {
             Ok(MasterStatus::Missing) => {
@@ -115,7 +118,8 @@ fn run(args: &Args) -> bistro::Result<()> {
                 continue;
             }
         }
-        let deadline = params.deadline_after(chain.block()?.number);
+        let started = chain.block()?.number;
+        let deadline = params.deadline_after(started.saturating_add(training_blocks));
         let report = miner.train_with_progress(deadline, steps, |step, loss| {
             print!("\rtraining for the deadline at block {deadline}: step {step}/{steps}, loss {loss:.4}");
             let _ = std::io::stdout().flush();
@@ -124,8 +128,18 @@ fn run(args: &Args) -> bistro::Result<()> {
             "\rtrained {} steps for the deadline at block {deadline}, epoch {}, mean loss {:.4}",
             report.steps, report.epoch, report.mean_loss
         );
+        // The validator publishes a new master some blocks after a deadline;
+        // a delta against the old one would be rejected as stale.
+        if let Ok(MasterStatus::Updated(revision)) = miner.sync_master() {
+            println!(
+                "the master changed during training (now {}): not uploading a stale delta; training again",
+                revision.short()
+            );
+            continue;
+        }
         let block = chain.block()?.number;
-        if block >= deadline {
+        let late = block >= deadline;
+        if late {
             println!("training ran past block {deadline}: this delta counts for the next round");
         }
         match miner.upload(block) {
@@ -137,13 +151,18 @@ fn run(args: &Args) -> bistro::Result<()> {
             ),
             Err(e) => println!("upload failed ({e}); the next round retries"),
         }
-        let next = params.deadline_after(block);
-        chain.wait_for_block(
-            next,
-            chain
-                .block_time()
-                .saturating_mul(4 * (params.round_blocks as u32 + 2)),
-        )?;
+        training_blocks = chain.block()?.number.saturating_sub(started);
+        // On time: wait for the deadline, then train for the next round. Late:
+        // train on at once; a newer upload before the next deadline replaces
+        // this one.
+        if !late {
+            chain.wait_for_block(
+                deadline,
+                chain
+                    .block_time()
+                    .saturating_mul(4 * (params.round_blocks as u32 + 2)),
+            )?;
+        }
         done += 1;
     }
     Ok(())
