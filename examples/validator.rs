@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use bistro::cli::Args;
 use bistro::data::sample;
-use bistro::localnet::print_round;
 use bistro::node::validator::{Validator, ValidatorConfig};
 use bistro::roles::{COMMON_FLAGS, Role, Setup};
+use bistro::rounds::{RoundHistory, print_round, write_charts};
 
 fn main() -> ExitCode {
     let args = Args::from_env(
@@ -67,6 +67,12 @@ fn run(args: &Args) -> bistro::Result<()> {
         setup.work_dir.display(),
         validator.log_dir().display()
     );
+    let (mut history, mut reports) = RoundHistory::open(setup.work_dir.join("rounds.jsonl"))?;
+    println!(
+        "charts: {} and loss.svg there, over {} earlier round(s) and every new one",
+        setup.work_dir.join("weights.svg").display(),
+        reports.len()
+    );
     let mut done = 0u64;
     while rounds.is_none_or(|r| done < r) {
         let block = chain.block()?.number;
@@ -78,6 +84,9 @@ fn run(args: &Args) -> bistro::Result<()> {
         chain.wait_for_block(deadline, wait.max(Duration::from_secs(60)))?;
         let report = validator.run_round(deadline)?;
         print_round(&report, |uid| format!("uid {uid}"));
+        history.append(&report)?;
+        reports.push(report);
+        write_charts(&setup.work_dir, &reports, None, |uid| format!("uid {uid}"))?;
         done += 1;
     }
     Ok(())

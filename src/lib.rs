@@ -8,5 +8,7 @@ pub mod cli;
 pub mod localnet;
 #[cfg(feature = "full")]
 pub mod roles;
+#[cfg(feature = "full")]
+pub mod rounds;
 
 pub use bistro_core::*;

@@ -17,9 +17,10 @@ mod report;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use crate::rounds::{print_round, write_charts};
 pub use behaviour::Behaviour;
 pub use participant::{Participant, RoundContext};
-pub use report::{Summary, print_round, write_charts};
+pub use report::Summary;
 
 use bistro_core::chain::{Chain, LocalChain, LocalChainConfig, local::SubnetConfig};
 use bistro_core::data::{PageSource, sample};
@@ -384,9 +385,15 @@ impl Localnet {
             });
         }
         let summary = self.summary(heldout_start)?;
-        write_charts(&self.config.dir, &self.reports, heldout_start, |u| {
-            self.behaviour_of(u)
-        })?;
+        write_charts(
+            &self.config.dir,
+            &self.reports,
+            Some(heldout_start),
+            |uid| {
+                let name = self.behaviour_of(uid).map_or("?", |b| b.name());
+                format!("uid {uid} {name}")
+            },
+        )?;
         let json = serde_json::to_vec_pretty(&summary)
             .map_err(|e| Error::InvalidArgument(format!("summary: {e}")))?;
         bistro_core::storage::write_file_atomic(&self.config.dir.join("summary.json"), &json)?;
