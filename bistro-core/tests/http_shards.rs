@@ -144,6 +144,39 @@ fn cache_serves_repeat_reads_and_heals_bad_entries() {
     assert_eq!(server.request_count(), after_first + 1 + 2 + non_empty);
 }
 
+#[test]
+fn a_bounded_cache_stays_within_its_bound_and_still_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let (_, bytes) = write_shard(dir.path(), "a.shard");
+    let server = file_server(bytes);
+    let url = [format!("{}/a.shard", server.base)];
+    let unbounded = HttpShardSource::open(&url, Some(cache.path()), options()).unwrap();
+    let pages: Vec<_> = (0..40).map(|id| unbounded.page(id).unwrap()).collect();
+    let size = |d: &Path| -> u64 { walk(d).iter().map(|p| p.metadata().unwrap().len()).sum() };
+    let full = size(cache.path());
+    assert!(full > 0);
+
+    // A third of that: opening trims the cache, reading keeps it bounded.
+    let bound = full / 3;
+    let bounded = HttpShardSource::open(
+        &url,
+        Some(cache.path()),
+        HttpOptions {
+            max_cache_bytes: bound,
+            ..options()
+        },
+    )
+    .unwrap();
+    assert!(size(cache.path()) <= bound);
+    for round in 0..2 {
+        for (id, page) in pages.iter().enumerate() {
+            assert_eq!(&bounded.page(id as u64).unwrap(), page, "round {round}");
+            assert!(size(cache.path()) <= bound);
+        }
+    }
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {

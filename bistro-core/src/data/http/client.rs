@@ -29,6 +29,9 @@ pub struct HttpOptions {
     pub max_response_bytes: u64,
     /// Sent as `Authorization: Bearer <token>` when set (a HuggingFace token).
     pub bearer_token: Option<String>,
+    /// Bound on a source's cache directory, in bytes: past it the least
+    /// recently used entries are deleted (default 8 GiB).
+    pub max_cache_bytes: u64,
 }
 
 impl Default for HttpOptions {
@@ -42,6 +45,7 @@ impl Default for HttpOptions {
             max_retry_after: Duration::from_secs(120),
             max_response_bytes: 64 << 20,
             bearer_token: None,
+            max_cache_bytes: 8 << 30,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! Range request ([`HttpShardSource`]) and dataset rows from the HuggingFace
 //! datasets-server ([`RowsSource`]). Both use bounded timeouts, bounded
 //! retries with backoff (transient errors only), a response-size cap and an
-//! optional local cache with atomic writes ([`HttpOptions`]).
+//! optional local cache with atomic writes and a size bound ([`HttpOptions`]).
 
 mod cache;
 mod client;

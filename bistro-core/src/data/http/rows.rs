@@ -24,7 +24,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::cache::DiskCache;
+use super::cache::{CacheRoot, DiskCache};
 use super::client::{HttpClient, HttpOptions};
 use crate::data::page::Page;
 use crate::data::source::{PageSource, TokenizerInfo, page_not_found};
@@ -156,7 +156,10 @@ impl RowsSource {
         let tokenizer = Gpt2Tokenizer::new()?;
         let dataset_id = config.identity(&tokenizer.info().name);
         let cache = cache_dir
-            .map(|d| DiskCache::open(d, &format!("rows-{}", dataset_id.to_hex())))
+            .map(|d| {
+                CacheRoot::open(d, options.max_cache_bytes)?
+                    .namespace(&format!("rows-{}", dataset_id.to_hex()))
+            })
             .transpose()?;
         Ok(RowsSource {
             client: HttpClient::new(options),
@@ -193,7 +196,7 @@ impl RowsSource {
         let response = self.client.get(&url, None)?;
         let texts = self.parse(&url, offset, &response.body)?;
         if let Some(c) = &self.cache {
-            c.put(&key, &response.body)?;
+            c.put(&key, &response.body);
         }
         Ok(texts)
     }

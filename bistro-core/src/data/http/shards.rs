@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::cache::DiskCache;
+use super::cache::{CacheRoot, DiskCache};
 use super::client::{HttpClient, HttpOptions};
 use crate::data::page::Page;
 use crate::data::shard::{HEADER_LEN, Header, Index, dataset_identity};
@@ -28,8 +28,8 @@ struct RemoteShard {
 }
 
 impl RemoteShard {
-    fn open(client: &HttpClient, url: &str, cache_dir: Option<&Path>) -> Result<RemoteShard> {
-        let cache = cache_dir.map(|d| DiskCache::open(d, url)).transpose()?;
+    fn open(client: &HttpClient, url: &str, cache: Option<&CacheRoot>) -> Result<RemoteShard> {
+        let cache = cache.map(|root| root.namespace(url)).transpose()?;
         // The header always comes from the server, so the identity is the
         // remote file's; the cached index is used only if it matches it.
         let (head, total) = client.get_range(url, 0, HEADER_LEN as u64)?;
@@ -74,7 +74,7 @@ impl RemoteShard {
         };
         Index::parse(&header, &index)?;
         if let Some(c) = &cache {
-            c.put(&cache_key, &index)?;
+            c.put(&cache_key, &index);
         }
         Ok(RemoteShard {
             url: url.to_string(),
@@ -111,7 +111,7 @@ impl RemoteShard {
         };
         let decoded = index.decode_page(&self.header, page, &bytes)?;
         if let Some(c) = &self.cache {
-            c.put(&key, &bytes)?;
+            c.put(&key, &bytes);
         }
         Ok(decoded)
     }
@@ -151,10 +151,13 @@ impl HttpShardSource {
                 "an HTTP shard source needs at least one URL".into(),
             ));
         }
+        let cache = cache_dir
+            .map(|d| CacheRoot::open(d, options.max_cache_bytes))
+            .transpose()?;
         let client = HttpClient::new(options);
         let shards = urls
             .iter()
-            .map(|u| RemoteShard::open(&client, u.as_ref(), cache_dir))
+            .map(|u| RemoteShard::open(&client, u.as_ref(), cache.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         let tokenizer = &shards[0].header.tokenizer;
         let mut starts = vec![0u64];
