@@ -267,4 +267,19 @@ fn a_miner_waits_for_a_missing_master_and_survives_a_failed_upload() {
     std::fs::rename(&moved, &folder).unwrap();
     let uploaded = miner.upload(3).unwrap();
     assert!(folder.join(&uploaded.key).exists());
+
+    // What top-k left out survives a restart: a new miner over the same work
+    // folder carries it into its first delta.
+    let left_out = miner.last_left_out().unwrap().clone();
+    assert!(left_out.bytes() > 0);
+    assert!(net.root.join("miner-1/residuals.delta").exists());
+    let config = miner.config().clone();
+    drop(miner);
+    let (own, commitment) = bucket(&net.root, "miner-1");
+    let chain: Arc<dyn Chain> = net.chain.clone();
+    let mut restarted =
+        Miner::new(chain, own, commitment, key(1), net.data.clone(), config).unwrap();
+    assert_eq!(restarted.carried_residuals(), None);
+    restarted.sync_master().unwrap();
+    assert_eq!(restarted.carried_residuals(), Some(&left_out));
 }

@@ -36,7 +36,8 @@ pub struct MinerConfig {
     pub pages_per_step: usize,
     /// How deltas are encoded.
     pub encoding: DeltaEncoding,
-    /// Local folder for the master cache and upload scratch files.
+    /// Local folder for the master cache, upload scratch files and the
+    /// error-feedback residuals (`residuals.delta`, kept across restarts).
     pub work_dir: PathBuf,
 }
 
@@ -84,7 +85,13 @@ pub struct Miner {
     config: MinerConfig,
     master_bucket: Option<Box<dyn Bucket>>,
     training: Option<Training>,
+    /// Residuals read from the work folder at start, carried into the first
+    /// master trained on.
+    restored: Residuals,
 }
+
+/// The file in the work folder that keeps the residuals of the last upload.
+const RESIDUALS_FILE: &str = "residuals.delta";
 
 impl Miner {
     /// A miner that uploads to `bucket` (published as `commitment`) and signs
@@ -100,6 +107,7 @@ impl Miner {
         config.params.validate()?;
         config.train.validate()?;
         check_dataset(&config.params, data.as_ref())?;
+        let restored = load_residuals(&config)?;
         Ok(Miner {
             chain,
             bucket,
@@ -109,6 +117,7 @@ impl Miner {
             config,
             master_bucket: None,
             training: None,
+            restored,
         })
     }
 
@@ -182,11 +191,10 @@ impl Miner {
         }
         let model = master.load(&self.config.model, self.config.device)?;
         let trainer = Trainer::new(model, self.config.train.clone())?;
-        let carried = self
-            .training
-            .take()
-            .map(|t| t.last_left_out)
-            .unwrap_or_default();
+        let carried = match self.training.take() {
+            Some(t) => t.last_left_out,
+            None => std::mem::take(&mut self.restored),
+        };
         let revision = master.revision();
         self.training = Some(Training {
             master,
@@ -257,7 +265,9 @@ impl Miner {
         })
     }
 
-    /// Encodes `trained − master`, signs it and uploads it for `block`.
+    /// Encodes `trained − master`, signs it and uploads it for `block`. With
+    /// a lossy sparse encoding, what it left out is then saved in the work
+    /// folder; an error there comes after the delta was uploaded.
     pub fn upload(&mut self, block: u64) -> Result<Uploaded> {
         let uid = self.uid()?;
         let training = self
@@ -293,10 +303,36 @@ impl Miner {
             },
         )?;
         if let Some(left_out) = feedback {
+            // Kept on disk so that a restarted miner does not lose them.
+            left_out.save(self.config.work_dir.join(RESIDUALS_FILE), &header)?;
             training.last_left_out = left_out;
         }
         Ok(uploaded)
     }
+
+    /// The residuals the current master's deltas carry (what lossy encodings
+    /// left out of the last delta against the previous master, or of the last
+    /// upload before a restart); empty before the first sync.
+    pub fn carried_residuals(&self) -> Option<&Residuals> {
+        self.training.as_ref().map(|t| &t.carried)
+    }
+
+    /// What the latest upload's encoding left out, as saved in the work folder.
+    pub fn last_left_out(&self) -> Option<&Residuals> {
+        self.training.as_ref().map(|t| &t.last_left_out)
+    }
+}
+
+/// The residuals a previous run of this miner saved in its work folder, if
+/// any (empty otherwise).
+fn load_residuals(config: &MinerConfig) -> Result<Residuals> {
+    let path = config.work_dir.join(RESIDUALS_FILE);
+    if !path.exists() {
+        return Ok(Residuals::new());
+    }
+    let limits = Limits::for_model(config.model.parameter_count());
+    let (residuals, _) = Residuals::load(&path, &limits)?;
+    Ok(residuals)
 }
 
 /// The pages of one training step: `count` pages of the window chosen by a
