@@ -3,7 +3,7 @@
 # tests need, once (libtorch, a venv with the moto S3 server, cargo-fuzz,
 # cbindgen), then runs every test of the repository:
 #
-#   1. formatting and clippy (warnings are errors)
+#   1. formatting, clippy and rustdoc (warnings are errors)
 #   2. bistro-core with no features: the codec, pages, scoring, local storage
 #      and local chain build and pass without any heavy dependency
 #   3. the whole workspace with every feature: unit, integration and doc
@@ -31,6 +31,9 @@ cargo fmt --all -- --check
 
 step "clippy, every feature"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "rustdoc, warnings are errors (broken links, missing docs)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 step "bistro-core with no features"
 cargo test -p bistro-core --no-default-features

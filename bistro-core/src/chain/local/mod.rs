@@ -2,7 +2,7 @@
 //!
 //! Its state is a directory that every process of a local network opens:
 //! `chain.json` (the state, JSON) and `chain.lock` (the writers' lock). See
-//! [`store`] for how changes stay atomic across processes and threads.
+//! the private `store` module for how changes stay atomic across processes and threads.
 //!
 //! - **Blocks** advance with the wall clock, one every `block_time` from the
 //!   genesis time, plus any blocks added with [`LocalChain::advance`]; with a

@@ -5,7 +5,7 @@
 //! 1. for each uid, find its newest delta for the round in its bucket,
 //!    download it and check everything that needs no model: size, storage
 //!    time, format and digest, base revision and block, author, signature,
-//!    finite values ([`fetch`]); then reject later copies of the same content;
+//!    finite values (the `fetch` module); then reject later copies of the same content;
 //! 2. draw the pages with the hash of block `b + D`; measure the master on
 //!    the global pages once;
 //! 3. for each admitted delta: apply it in place, measure local and global
