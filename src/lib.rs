@@ -2,6 +2,8 @@
 //! (`cargo run --example validator`) and the integration tests in `tests/`.
 //! The SDK itself is [`bistro_core`], re-exported here.
 
+#![warn(missing_docs)]
+
 pub mod chart;
 pub mod cli;
 #[cfg(feature = "full")]
