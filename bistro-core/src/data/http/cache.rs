@@ -11,6 +11,7 @@
 //! reader is simply fetched again. The cache is an optimisation, so a failed
 //! write (a full disk) is ignored rather than failing the read.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -155,11 +156,10 @@ impl DiskCache {
     /// The cached bytes for `key` (a plain file name), if any. A hit marks
     /// the entry as recently used.
     pub(crate) fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let path = self.path(key);
-        let bytes = std::fs::read(&path).ok()?;
-        if let Ok(file) = std::fs::File::open(&path) {
-            let _ = file.set_modified(SystemTime::now());
-        }
+        let mut file = std::fs::File::open(self.path(key)).ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
+        let _ = file.set_modified(SystemTime::now());
         Some(bytes)
     }
 
