@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs the tools bistro's tests run against, idempotently:
 #   - a Python venv at <repo>/.deps/venv (git-ignored) holding `moto[server]`,
-#     the S3-compatible server the storage tests start on 127.0.0.1.
+#     the S3-compatible server the storage tests start on 127.0.0.1;
+#   - in the same venv, `bittensor-drand` (the official Bittensor SDK's
+#     timelock package, a compiled wheel for CPython 3.11): the timelock
+#     interop tests encrypt and decrypt with it (tests/timelock_drand.rs).
 # Afterwards the S3 tests find `<repo>/.deps/venv/bin/moto_server` by themselves
 # (or the binary named by $BISTRO_MOTO_SERVER):
 #   cargo test -p bistro-core --features s3 --test s3_bucket
 set -euo pipefail
 
 MOTO_VERSION="5.2.5"
+DRAND_VERSION="2.0.0"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$repo/.deps/venv"
@@ -22,5 +26,12 @@ if [ "$installed" != "$MOTO_VERSION" ] || [ ! -x "$venv/bin/moto_server" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
 
+installed="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("bittensor-drand"))' 2>/dev/null || true)"
+if [ "$installed" != "$DRAND_VERSION" ]; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "bittensor-drand==$DRAND_VERSION"
+fi
+
 "$venv/bin/moto_server" --help >/dev/null
 echo "moto_server $MOTO_VERSION ready at $venv/bin/moto_server"
+"$venv/bin/python" -c 'import bittensor_drand'
+echo "bittensor-drand $DRAND_VERSION ready in $venv"

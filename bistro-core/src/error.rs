@@ -144,6 +144,69 @@ pub enum Error {
     /// The model or libtorch failed.
     #[error("model: {0}")]
     Model(String),
+
+    /// Timelock encryption or a sealed envelope failed: see [`TimelockError`].
+    #[error("timelock: {0}")]
+    Timelock(#[from] TimelockError),
+}
+
+/// What went wrong with timelock-encrypted data (a ciphertext, a beacon pulse
+/// or a sealed delta's key and payload). Every variant is a rejection of the
+/// input: none is worth a retry with the same pulse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TimelockError {
+    /// Bytes that should be a timelock ciphertext, a beacon key or a pulse
+    /// signature do not parse (not a valid curve point, bad lengths, trailing
+    /// bytes, an unknown cipher suite, over the size cap).
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// What was being parsed: `"ciphertext"`, `"beacon key"`, `"signature"`.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The pulse is for another round than the data was sealed to.
+    #[error("sealed to round {sealed}, but the pulse is for round {pulse}")]
+    WrongRound {
+        /// The round the data was sealed to.
+        sealed: u64,
+        /// The round of the pulse that was given.
+        pulse: u64,
+    },
+
+    /// The pulse's signature is not the beacon's signature of its round.
+    #[error("the pulse for round {round} does not verify against the beacon key")]
+    BadPulse {
+        /// The pulse's round.
+        round: u64,
+    },
+
+    /// The data was sealed to another beacon than the one expected.
+    #[error("sealed to another beacon (key id {found}, expected {expected})")]
+    WrongBeacon {
+        /// Hex of the expected key id.
+        expected: String,
+        /// Hex of the key id in the data.
+        found: String,
+    },
+
+    /// The ciphertext does not open with the pulse's signature: it was made
+    /// for another round or beacon, or it was altered.
+    #[error("the ciphertext does not open with the pulse for round {round}")]
+    DecryptFailed {
+        /// The pulse's round.
+        round: u64,
+    },
+
+    /// A sealed payload chunk failed authentication: the payload was altered,
+    /// truncated or its chunks reordered (or the key opened to garbage).
+    #[error("sealed payload chunk {chunk} failed authentication")]
+    Unauthentic {
+        /// The index of the first chunk found not to authenticate.
+        chunk: u64,
+    },
 }
 
 impl Error {

@@ -22,10 +22,14 @@
 //! - [`node`]: the protocol's parameters, rejections and evaluation log, and
 //!   with `torch` the miner (`node::Miner`) and validator (`node::Validator`);
 //! - `model` (feature `torch`): the LLaMA-family model on libtorch, its
-//!   checkpoints, training and the bridge to the codec.
+//!   checkpoints, training and the bridge to the codec;
+//! - [`seal`]: the sealed-delta envelope (its header parser always; sealing
+//!   and opening with `timelock`);
+//! - `timelock` (feature `timelock`): timelock encryption to drand quicknet
+//!   or a local beacon (sealed deltas, commit-reveal weights).
 //!
 //! Heavier parts are features: `torch` (the model, miner and validator on
-//! libtorch), `s3`, `http`, `tokenizer`, `subtensor`, `sr25519`. `full`
+//! libtorch), `s3`, `http`, `tokenizer`, `subtensor`, `sr25519`, `timelock`. `full`
 //! enables them all. The specifications are in `docs/` (protocol, incentive,
 //! delta format, pages, shards, storage, chain, model, C ABI).
 //!
@@ -45,6 +49,10 @@
 //! - `attohttpc`, `http`, `quick-xml` (`s3`): `rust-s3`'s own dependencies,
 //!   used directly to classify transport errors for retries, to pin ranged
 //!   downloads with `If-Match`, and to parse listings read through a byte cap.
+//! - `timelock` 0.0.1 and its ark 0.4 BLS12-381 crates, `sha2`, `aes-gcm`,
+//!   `rand_chacha`, `rand_core`, `getrandom` (`timelock`): the exact timelock
+//!   scheme subtensor and `bittensor-drand` use, and AES-256-GCM for sealed
+//!   payloads (all in that crate's own tree).
 #![warn(missing_docs)]
 
 pub mod chain;
@@ -56,7 +64,11 @@ pub mod identity;
 pub mod node;
 pub mod pages;
 pub mod score;
+pub mod seal;
 pub mod storage;
+
+#[cfg(feature = "timelock")]
+pub mod timelock;
 
 #[cfg(feature = "torch")]
 pub mod model;

@@ -4,7 +4,8 @@
 //! synchronous [`Chain`] trait: the current block and the hash of any past
 //! block (page selection is seeded by block hashes), the [`Metagraph`] of a
 //! subnet, a hotkey's *commitment* (how a miner publishes where its deltas
-//! are), and setting weights.
+//! are), setting weights, and the chain's timelock *beacon* ([`beacon`]: its
+//! key and the pulses it recorded, which open data sealed to a round).
 //!
 //! Two implementations:
 //!
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::identity::{PublicKey, Signature};
 
+pub mod beacon;
 pub mod local;
 pub mod metagraph;
 pub mod network;
@@ -35,6 +37,7 @@ pub mod weights;
 #[cfg(feature = "subtensor")]
 pub mod subtensor;
 
+pub use beacon::{BeaconKey, Pulse};
 pub use local::{LocalChain, LocalChainConfig};
 pub use metagraph::{Block, Metagraph, Neuron, RAO_PER_TAO};
 pub use network::Network;
@@ -107,6 +110,30 @@ pub trait Chain: Send + Sync {
 
     /// The expected time between blocks (12 s on subtensor).
     fn block_time(&self) -> Duration;
+
+    /// The timelock beacon the chain records (drand quicknet on subtensor,
+    /// the chain's own beacon on [`LocalChain`]); `None` if it has none.
+    /// The default: none.
+    fn beacon(&self) -> Result<Option<BeaconKey>> {
+        Ok(None)
+    }
+
+    /// The pulse for `round` if the chain has recorded it (subtensor: storage
+    /// `Drand.Pulses[round]`); `None` if not (yet). The chain's word is not
+    /// checked here: `timelock::verify_pulse` checks a pulse against the key.
+    /// The default: none.
+    fn pulse(&self, round: u64) -> Result<Option<Pulse>> {
+        let _ = round;
+        Ok(None)
+    }
+
+    /// The newest beacon round the chain had recorded at block `block`
+    /// (subtensor: `Drand.LastStoredRound` at that block's hash); `None` if
+    /// the block does not exist yet, or the chain has no beacon (the default).
+    fn beacon_round_at(&self, block: u64) -> Result<Option<u64>> {
+        let _ = block;
+        Ok(None)
+    }
 
     /// Waits until block `number` exists and returns the latest block then.
     /// Polls [`Chain::block`]; gives [`Error::Unavailable`] after `timeout`.
@@ -181,6 +208,15 @@ macro_rules! forward_chain {
             }
             fn block_time(&self) -> Duration {
                 (**self).block_time()
+            }
+            fn beacon(&self) -> Result<Option<BeaconKey>> {
+                (**self).beacon()
+            }
+            fn pulse(&self, round: u64) -> Result<Option<Pulse>> {
+                (**self).pulse(round)
+            }
+            fn beacon_round_at(&self, block: u64) -> Result<Option<u64>> {
+                (**self).beacon_round_at(block)
             }
         }
     };

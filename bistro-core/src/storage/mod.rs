@@ -31,7 +31,7 @@ use std::time::SystemTime;
 
 use crate::error::Result;
 
-mod atomic;
+pub(crate) mod atomic;
 pub mod commitment;
 mod key;
 pub mod keys;

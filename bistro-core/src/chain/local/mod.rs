@@ -19,11 +19,18 @@
 //!   Rate limits, emissions and consensus are not simulated.
 //! - Signatures are not checked: the processes sharing a directory trust
 //!   each other; the chain records what the [`Signer`]'s public key did.
+//! - **Beacon** (feature `timelock`): the chain has its own timelock beacon,
+//!   a `LocalBeacon` whose key is derived from the genesis seed (so every
+//!   process sharing the directory agrees), and its rounds *are* its blocks:
+//!   the pulse for round `r` exists once block `r` does. It simulates the
+//!   timing of drand on subtensor, not its secrecy: anyone who reads
+//!   `chain.json` can compute any pulse. Without the feature the chain has no
+//!   beacon (`beacon` and `pulse` answer `None`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::chain::{Block, Chain, Metagraph, Signer};
+use crate::chain::{BeaconKey, Block, Chain, Metagraph, Pulse, Signer};
 use crate::error::{Error, Result};
 use crate::identity::PublicKey;
 
@@ -229,6 +236,51 @@ impl Chain for LocalChain {
 
     fn block_time(&self) -> Duration {
         self.block_time
+    }
+
+    fn beacon(&self) -> Result<Option<BeaconKey>> {
+        Ok(local_beacon(&load(&self.dir)?).map(|b| b.key()))
+    }
+
+    fn pulse(&self, round: u64) -> Result<Option<Pulse>> {
+        let state = load(&self.dir)?;
+        if round > state.block_number(now_ms()) {
+            return Ok(None);
+        }
+        Ok(local_beacon(&state).map(|b| b.pulse(round)))
+    }
+
+    fn beacon_round_at(&self, block: u64) -> Result<Option<u64>> {
+        let state = load(&self.dir)?;
+        Ok((cfg!(feature = "timelock") && block <= state.block_number(now_ms())).then_some(block))
+    }
+}
+
+/// The chain's beacon: its key derived from the genesis seed.
+#[cfg(feature = "timelock")]
+fn local_beacon(state: &State) -> Option<crate::timelock::LocalBeacon> {
+    Some(crate::timelock::LocalBeacon::from_seed(
+        state.genesis_seed.0,
+    ))
+}
+
+/// Without feature `timelock` the chain has no beacon.
+#[cfg(not(feature = "timelock"))]
+fn local_beacon(_: &State) -> Option<NoBeacon> {
+    None
+}
+
+/// The beacon a chain without feature `timelock` has: none.
+#[cfg(not(feature = "timelock"))]
+enum NoBeacon {}
+
+#[cfg(not(feature = "timelock"))]
+impl NoBeacon {
+    fn key(&self) -> BeaconKey {
+        match *self {}
+    }
+    fn pulse(&self, _: u64) -> Pulse {
+        match *self {}
     }
 }
 
