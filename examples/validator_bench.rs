@@ -21,6 +21,7 @@ use bistro::data::{PageSource, sample};
 use bistro::model::{self, Config, Device};
 use bistro::node::SubnetParams;
 use bistro::node::log::read_log;
+use bistro::node::sealing::seal_target;
 use bistro::node::upload::upload_delta;
 use bistro::node::validator::{Validator, ValidatorConfig};
 use bistro::storage::{BucketCommitment, LocalBucket};
@@ -137,6 +138,8 @@ fn run(args: &Args) -> Result<()> {
     let model_bytes = config.parameter_count() * 4;
     let master = validator.master().clone();
     let limits = Limits::for_model(config.parameter_count());
+    let deadline = params.deadline_after(0);
+    let seal = seal_target(chain.as_ref(), &params, deadline)?;
     for i in 1..=uids {
         let miner = key(i as u8)?;
         let uid = chain.register(1, &miner.public(), &miner.public(), 0)?;
@@ -144,7 +147,7 @@ fn run(args: &Args) -> Result<()> {
         chain.set_commitment(1, &miner, mc.encode()?.as_bytes())?;
         let header = DeltaHeader {
             base_revision: master.revision(),
-            block: 0,
+            block: deadline - 1,
             uid,
             hotkey: miner.public(),
         };
@@ -155,6 +158,7 @@ fn run(args: &Args) -> Result<()> {
             &miner,
             header,
             &limits,
+            &seal,
             |w| {
                 for p in master.checkpoint.parameters() {
                     let values: Vec<f32> = (0..p.numel())
@@ -172,7 +176,6 @@ fn run(args: &Args) -> Result<()> {
             },
         )?;
     }
-    let deadline = params.deadline_after(0);
     chain.advance(params.reveal_block(deadline))?;
     let baseline = status_bytes("VmRSS:");
     reset_peak();

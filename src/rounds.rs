@@ -37,8 +37,18 @@ pub fn print_round(report: &RoundReport, label_of: impl Fn(u16) -> String) {
         }
     );
     println!(
-        "  {:>3}  {:<13} {:<14} {:>8} {:>8} {:>7} {:>7} {:>7}",
-        "uid", "who", "outcome", "local", "global", "score", "avg", "weight"
+        "  {:>3}  {:<13} {:<14} {:>8} {:>8} {:>8} {:>7} {:>6} {:>7} {:>7} {:>7}",
+        "uid",
+        "who",
+        "outcome",
+        "local",
+        "global",
+        "specific",
+        "±se",
+        "copy%",
+        "score",
+        "avg",
+        "weight"
     );
     for row in &report.rows {
         let who = label_of(row.uid);
@@ -46,16 +56,30 @@ pub fn print_round(report: &RoundReport, label_of: impl Fn(u16) -> String) {
             .get(&row.uid)
             .map_or("-".into(), |w| format!("{w:.3}"));
         println!(
-            "  {:>3}  {:<13} {:<14} {:>8} {:>8} {:>7.4} {:>7.4} {:>7}{}",
+            "  {:>3}  {:<13} {:<14} {:>8} {:>8} {:>8} {:>7} {:>6} {:>7.4} {:>7.4} {:>7}{}",
             row.uid,
             who,
             row.outcome,
             gain(row.local_gain),
             gain(row.global_gain),
+            gain(row.specific_gain),
+            gain(row.specific_se),
+            row.explained
+                .map_or("-".into(), |e| format!("{:.1}", 100.0 * e)),
             row.score,
             row.average,
             weight,
             if row.merged { "  merged" } else { "" }
+        );
+    }
+    let mut ses: Vec<f64> = report.rows.iter().filter_map(|r| r.specific_se).collect();
+    if !ses.is_empty() {
+        ses.sort_by(f64::total_cmp);
+        println!(
+            "  standard error of the specific gain: median {:.4}, max {:.4} ({} evaluations)",
+            ses[ses.len() / 2],
+            ses[ses.len() - 1],
+            ses.len()
         );
     }
     if let Some(loss) = report.heldout_loss {
@@ -216,6 +240,9 @@ mod tests {
             outcome: "scored".into(),
             local_gain: Some(0.1),
             global_gain: Some(0.05),
+            specific_gain: Some(0.05),
+            specific_se: Some(0.01),
+            explained: Some(0.02),
             score: 0.1,
             average: 0.05,
             merged: false,

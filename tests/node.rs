@@ -11,6 +11,7 @@ use bistro::codec::{DType, DeltaHeader, Encoding, Limits};
 use bistro::data::{PageSource, sample};
 use bistro::model::{Config, Device, TrainConfig};
 use bistro::node::miner::{MasterStatus, Miner, MinerConfig};
+use bistro::node::sealing::{SealTarget, seal_target};
 use bistro::node::upload::upload_delta;
 use bistro::node::validator::{Validator, ValidatorConfig};
 use bistro::node::{DeltaEncoding, SubnetParams};
@@ -50,8 +51,8 @@ fn net() -> Net {
     chain.add_subnet(1, SubnetConfig::default()).unwrap();
     let data: Arc<dyn PageSource> = Arc::new(sample::train().unwrap());
     let mut params = SubnetParams::new(1, data.params(8, 1000, 2).unwrap());
-    params.local_pages = 1;
-    params.global_pages = 1;
+    params.local_pages = 2;
+    params.global_pages = 2;
     let validator_key = key(100);
     chain
         .register(1, &validator_key.public(), &validator_key.public(), 1 << 40)
@@ -102,34 +103,55 @@ impl Net {
         (uid, b)
     }
 
-    /// Uploads a dense delta of `value`s for miner `i`, claiming `uid`.
+    /// Uploads a dense delta of `value`s for miner `i`, claiming `uid`, at
+    /// the current block, sealed as a miner seals.
     fn upload(&self, validator: &Validator, i: u8, uid: u16, value: f32) -> String {
+        let block = self.chain.block().unwrap().number;
+        self.upload_with(validator, i, uid, block, None, |_, _| value)
+    }
+
+    /// Uploads a dense delta for miner `i` claiming `uid` under `block`,
+    /// element `j` of tensor `t` being `value(t, j)`, sealed to `seal` (or
+    /// where a miner seals).
+    fn upload_with(
+        &self,
+        validator: &Validator,
+        i: u8,
+        uid: u16,
+        block: u64,
+        seal: Option<SealTarget>,
+        value: impl Fn(usize, usize) -> f32,
+    ) -> String {
         let (b, _) = bucket(&self.root, &format!("miner-{i}"));
         let master = validator.master();
         let header = DeltaHeader {
             base_revision: master.revision(),
-            block: self.chain.block().unwrap().number,
+            block,
             uid,
             hotkey: key(i).public(),
         };
         let params = master.checkpoint.parameters();
         let limits = Limits::for_model(self.model.parameter_count());
+        let seal = seal.unwrap_or_else(|| {
+            seal_target(
+                self.chain.as_ref(),
+                &self.params,
+                self.params.deadline_after(block),
+            )
+            .unwrap()
+        });
         upload_delta(
             b.as_ref(),
             &self.root.join("scratch"),
             &key(i),
             header,
             &limits,
+            &seal,
             |w| {
-                for p in &params {
+                for (t, p) in params.iter().enumerate() {
                     let shape: Vec<u64> = p.shape.iter().map(|&d| d as u64).collect();
-                    w.add_tensor(
-                        &p.name,
-                        &shape,
-                        &vec![value; p.numel() as usize],
-                        Encoding::Dense(DType::BF16),
-                        None,
-                    )?;
+                    let values: Vec<f32> = (0..p.numel() as usize).map(|j| value(t, j)).collect();
+                    w.add_tensor(&p.name, &shape, &values, Encoding::Dense(DType::BF16), None)?;
                 }
                 Ok(())
             },
@@ -138,14 +160,38 @@ impl Net {
         .key
     }
 
+    /// The next deadline.
+    fn next_deadline(&self) -> u64 {
+        self.params
+            .deadline_after(self.chain.block().unwrap().number)
+    }
+
+    /// Moves the chain to `block`.
+    fn advance_to(&self, block: u64) {
+        let now = self.chain.block().unwrap().number;
+        self.chain.advance(block.saturating_sub(now)).unwrap();
+    }
+
     /// Moves the chain to the reveal block of the next deadline; returns the deadline.
     fn close_round(&self) -> u64 {
-        let deadline = self
-            .params
-            .deadline_after(self.chain.block().unwrap().number);
-        let to = self.params.reveal_block(deadline) - self.chain.block().unwrap().number;
-        self.chain.advance(to).unwrap();
+        let deadline = self.next_deadline();
+        self.advance_to(self.params.reveal_block(deadline));
         deadline
+    }
+}
+
+/// A reproducible pattern of small values (±1e-3), different per `seed`.
+fn pattern(seed: u64) -> impl Fn(usize, usize) -> f32 {
+    move |t, j| {
+        let mut h = bistro::digest::Hasher::new();
+        h.update(&seed.to_le_bytes())
+            .update(&(t as u64).to_le_bytes())
+            .update(&(j as u64).to_le_bytes());
+        if h.finalize().0[0] & 1 == 0 {
+            1e-3
+        } else {
+            -1e-3
+        }
     }
 }
 
@@ -282,4 +328,128 @@ fn a_miner_waits_for_a_missing_master_and_survives_a_failed_upload() {
     assert_eq!(restarted.carried_residuals(), None);
     restarted.sync_master().unwrap();
     assert_eq!(restarted.carried_residuals(), Some(&left_out));
+}
+
+#[test]
+fn the_deadline_snapshot_decides_lateness_not_the_storage_clock() {
+    let net = net();
+    let mut validator = net.validator(0);
+    let (on_time, _) = net.miner(1);
+    let (after, _) = net.miner(2);
+    net.upload(&validator, 1, on_time, 0.0);
+    let block = net.chain.block().unwrap().number;
+    let deadline = net.next_deadline();
+    net.advance_to(deadline);
+    let snapshot = validator.snapshot(deadline).unwrap().clone();
+    assert!(snapshot.before_reveal);
+    assert!(snapshot.pins.contains_key(&on_time));
+    assert!(!snapshot.pins.contains_key(&after));
+    // After the snapshot, before the reveal: miner 2 uploads under a block
+    // of the round and its storage server backdates the object by an hour.
+    let key = net.upload_with(&validator, 2, after, block, None, pattern(2));
+    let path = net.root.join("buckets/miner-2").join(&key);
+    let file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    net.advance_to(net.params.reveal_block(deadline));
+    let report = validator.run_round(deadline).unwrap();
+    assert_eq!(report.row(after).unwrap().outcome, "late");
+    assert_eq!(report.row(on_time).unwrap().outcome, "no_local_gain");
+}
+
+#[test]
+fn unsealed_and_wrongly_sealed_uploads_are_rejected() {
+    let net = net();
+    let mut validator = net.validator(0);
+    let (plain, plain_bucket) = net.miner(1);
+    let (far, _) = net.miner(2);
+    let (foreign, _) = net.miner(3);
+    let (early, _) = net.miner(4);
+    let block = net.chain.block().unwrap().number;
+    let deadline = net.next_deadline();
+    // An unsealed delta: the plain file a miner would seal.
+    let sealed_key = net.upload(&validator, 1, plain, 1e-4);
+    let envelope = plain_bucket.get(&sealed_key, 1 << 30).unwrap();
+    let pulse_chain: &dyn Chain = net.chain.as_ref();
+    let inner = bistro::node::sealing::open_if_public(pulse_chain, &envelope, 1 << 30).unwrap();
+    assert!(inner.is_none(), "a sealed delta opened before its round");
+    let beacon = net.chain.beacon().unwrap().unwrap();
+    // Sealed past the window, to another beacon, and to a round that was
+    // public before the deadline.
+    let target = |round| SealTarget { beacon, round };
+    net.upload_with(
+        &validator,
+        2,
+        far,
+        block,
+        Some(target(deadline + 50)),
+        pattern(2),
+    );
+    let stranger = bistro::timelock::LocalBeacon::from_seed([7; 32]).key();
+    net.upload_with(
+        &validator,
+        3,
+        foreign,
+        block,
+        Some(SealTarget {
+            beacon: stranger,
+            round: deadline + 1,
+        }),
+        pattern(3),
+    );
+    net.upload_with(
+        &validator,
+        4,
+        early,
+        block,
+        Some(target(deadline)),
+        pattern(4),
+    );
+    let deadline = net.close_round();
+    // Now public: the plain bytes go back up unsealed.
+    let inner = bistro::node::sealing::open_if_public(pulse_chain, &envelope, 1 << 30)
+        .unwrap()
+        .unwrap();
+    plain_bucket.put(&sealed_key, &inner).unwrap();
+    let report = validator.run_round(deadline).unwrap();
+    assert_eq!(report.row(plain).unwrap().outcome, "unsealed");
+    for uid in [far, foreign, early] {
+        assert_eq!(report.row(uid).unwrap().outcome, "bad_seal", "uid {uid}");
+    }
+}
+
+#[test]
+fn a_scaled_or_perturbed_copy_of_an_earlier_round_is_a_copy() {
+    let net = net();
+    let mut validator = net.validator(0);
+    let (original, _) = net.miner(1);
+    let (doubler, _) = net.miner(2);
+    let (nudger, _) = net.miner(3);
+    let (independent, _) = net.miner(4);
+    let block = net.chain.block().unwrap().number;
+    net.upload_with(&validator, 1, original, block, None, pattern(1));
+    let first = net.close_round();
+    let report = validator.run_round(first).unwrap();
+    assert_ne!(report.row(original).unwrap().outcome, "copy");
+    // Next round: the original's delta (public now) twice over, and nudged.
+    let block = net.chain.block().unwrap().number;
+    let twice = pattern(1);
+    net.upload_with(&validator, 2, doubler, block, None, move |t, j| {
+        2.0 * twice(t, j)
+    });
+    let nudged = pattern(1);
+    let noise = pattern(99);
+    net.upload_with(&validator, 3, nudger, block, None, move |t, j| {
+        nudged(t, j) * (1.0 + 1e-3) + 0.1 * noise(t, j)
+    });
+    net.upload_with(&validator, 4, independent, block, None, pattern(4));
+    let second = net.close_round();
+    let report = validator.run_round(second).unwrap();
+    for uid in [doubler, nudger] {
+        let row = report.row(uid).unwrap();
+        assert_eq!(row.outcome, "copy", "uid {uid}: {row:?}");
+    }
+    let row = report.row(independent).unwrap();
+    assert_ne!(row.outcome, "copy", "{row:?}");
+    assert!(row.explained.unwrap() < 0.05, "{row:?}");
 }

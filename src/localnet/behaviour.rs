@@ -20,15 +20,33 @@ pub enum Behaviour {
     /// Trains against a master one behind the current one (or one from an
     /// earlier network before the first new master).
     Stale,
-    /// Uploads, in turn: a truncated file, an oversized one, one with a
-    /// flipped byte, one with a NaN (re-digested and signed), one signed by
-    /// another key.
+    /// Uploads, in turn: a truncated delta (sealed), an oversized file, a
+    /// sealed delta with a flipped byte, one with a NaN (re-digested,
+    /// signed and sealed), one signed by another key, an unsealed delta.
     Corrupt,
+    /// Trains honestly on its window, then adds the honest miners' newest
+    /// deltas it can read (sealed deltas of this round cannot be read, so
+    /// those of earlier rounds) before uploading.
+    FreeRider,
+    /// Re-uploads the first honest miner's newest readable delta with every
+    /// value times `1 + 1e-3`, re-signed against the current master.
+    NearCopy,
+    /// Trains on another uid's window instead of its own.
+    OtherWindow,
+    /// Trains on random pages of the whole dataset instead of its window.
+    RandomPages,
+    /// Re-uploads the first honest miner's newest readable delta times 2.
+    ScaleUp,
+    /// Re-uploads the first honest miner's newest readable delta times 0.5.
+    ScaleDown,
+    /// Waits until the reveal block exists, trains on the local pages it
+    /// chose, and uploads then (after the deadline).
+    Late,
 }
 
 impl Behaviour {
     /// The default cast: two honest miners and one of each adversary.
-    pub const CAST: [Behaviour; 8] = [
+    pub const CAST: [Behaviour; 15] = [
         Behaviour::HonestDense,
         Behaviour::HonestTopK,
         Behaviour::Lazy,
@@ -37,6 +55,13 @@ impl Behaviour {
         Behaviour::Poisoner,
         Behaviour::Stale,
         Behaviour::Corrupt,
+        Behaviour::FreeRider,
+        Behaviour::NearCopy,
+        Behaviour::OtherWindow,
+        Behaviour::RandomPages,
+        Behaviour::ScaleUp,
+        Behaviour::ScaleDown,
+        Behaviour::Late,
     ];
 
     /// Whether this is an honest miner.
@@ -44,7 +69,13 @@ impl Behaviour {
         matches!(self, Behaviour::HonestDense | Behaviour::HonestTopK)
     }
 
-    /// Whether this miner trains a model each round.
+    /// Whether this miner acts only after the reveal block exists.
+    pub fn acts_after_reveal(self) -> bool {
+        self == Behaviour::Late
+    }
+
+    /// Whether this miner runs the SDK's [`Miner`](bistro_core::node::miner::Miner)
+    /// each round (the others craft their uploads from public pieces).
     pub fn trains(self) -> bool {
         matches!(
             self,
@@ -63,6 +94,13 @@ impl Behaviour {
             Behaviour::Poisoner => "poisoner",
             Behaviour::Stale => "stale",
             Behaviour::Corrupt => "corrupt",
+            Behaviour::FreeRider => "free-rider",
+            Behaviour::NearCopy => "near-copy",
+            Behaviour::OtherWindow => "other-window",
+            Behaviour::RandomPages => "random-pages",
+            Behaviour::ScaleUp => "scale-2x",
+            Behaviour::ScaleDown => "scale-0.5x",
+            Behaviour::Late => "late",
         }
     }
 }

@@ -88,6 +88,9 @@ pub struct Localnet {
     model: Config,
     validator: Validator,
     participants: Vec<Participant>,
+    data: Arc<dyn PageSource>,
+    /// How the honest miners train (adversaries that train use it too).
+    train: TrainConfig,
     /// The master the stale miner trains on lags one behind, through this bucket.
     stale_mirror: Box<dyn Bucket>,
     last_seen_master: Option<LocalMaster>,
@@ -170,6 +173,13 @@ impl Localnet {
         let ghost = model::Model::new(model.clone(), config.seed ^ 0x5eed, Device::Cpu)?;
         publish_model(&ghost, stale_mirror.as_ref(), &dir.join("ghost"), 0)?;
 
+        let train = TrainConfig {
+            learning_rate: config.learning_rate,
+            min_learning_rate: config.learning_rate / 10.0,
+            warmup_steps: 4,
+            total_steps: config.steps_per_round * config.rounds.max(1),
+            ..TrainConfig::default()
+        };
         let mut participants = Vec::new();
         for (i, &behaviour) in config.cast.iter().enumerate() {
             let name = format!("miner-{i}-{behaviour}");
@@ -187,12 +197,8 @@ impl Localnet {
                     params: params.clone(),
                     model: model.clone(),
                     train: TrainConfig {
-                        learning_rate: config.learning_rate,
-                        min_learning_rate: config.learning_rate / 10.0,
-                        warmup_steps: 4,
-                        total_steps: config.steps_per_round * config.rounds.max(1),
                         maximize: behaviour == Behaviour::Poisoner,
-                        ..TrainConfig::default()
+                        ..train.clone()
                     },
                     device: Device::Cpu,
                     steps_per_upload: config.steps_per_round,
@@ -234,6 +240,8 @@ impl Localnet {
             model,
             validator,
             participants,
+            data,
+            train,
             stale_mirror,
             last_seen_master: None,
             round: 0,
@@ -282,12 +290,13 @@ impl Localnet {
         self.update_stale_mirror(&master)?;
         let block = self.chain.block()?.number;
         let deadline = self.params.deadline_after(block);
-        let copy_from = self
+        let honest: Vec<bistro_core::PublicKey> = self
             .participants
             .iter()
-            .find(|p| p.behaviour.is_honest())
-            .map(|p| p.keypair.public());
-        let ctx = RoundContext {
+            .filter(|p| p.behaviour.is_honest())
+            .map(|p| p.keypair.public())
+            .collect();
+        let mut ctx = RoundContext {
             round: self.round,
             deadline,
             block,
@@ -296,22 +305,34 @@ impl Localnet {
             steps: self.config.steps_per_round,
             chain: self.chain.as_ref(),
             netuid: NETUID,
-            copy_from,
+            copy_from: honest.first().copied(),
+            honest: &honest,
+            params: &self.params,
+            data: self.data.as_ref(),
+            train: &self.train,
+            reveal_hash: None,
         };
-        // Everyone but the copier works at once; the copier needs a delta to copy.
-        let (copiers, others): (Vec<_>, Vec<_>) = self
+        // Everyone works at once, but those that act only after the reveal.
+        let (late, now): (Vec<_>, Vec<_>) = self
             .participants
             .iter_mut()
-            .partition(|p| p.behaviour == Behaviour::Copier);
+            .partition(|p| p.behaviour.acts_after_reveal());
         let started = std::time::Instant::now();
-        let mut accounts = run_all(others, &ctx);
-        accounts.extend(run_all(copiers, &ctx));
-        accounts.sort_by_key(|(uid, _)| *uid);
+        let mut accounts = run_all(now, &ctx);
         let miners_took = started.elapsed();
 
+        // The deadline: the validator lists every bucket before the reveal
+        // block exists; then the reveal block; then the late ones act.
+        self.chain
+            .advance(deadline.saturating_sub(self.chain.block()?.number))?;
+        self.validator.snapshot(deadline)?;
         let reveal = self.params.reveal_block(deadline);
         self.chain
             .advance(reveal.saturating_sub(self.chain.block()?.number))?;
+        ctx.reveal_hash = self.chain.block_hash(reveal)?;
+        accounts.extend(run_all(late, &ctx));
+        accounts.sort_by_key(|(uid, _)| *uid);
+
         let started = std::time::Instant::now();
         // The validator has the machine to itself while it judges.
         model::set_threads(2);

@@ -7,13 +7,18 @@ use bistro_core::chain::Chain;
 use bistro_core::codec::{
     DType, DeltaHeader, DeltaReader, DeltaWriter, Encoding, Limits, UNDIGESTED_LEN, write_signature,
 };
+use bistro_core::data::PageSource;
 use bistro_core::digest::Digest;
 use bistro_core::error::{Error, Result};
 use bistro_core::identity::Keypair;
-use bistro_core::model::Config;
+use bistro_core::model::{Config, Device, TrainConfig, Trainer};
+use bistro_core::node::SubnetParams;
 use bistro_core::node::master::LocalMaster;
 use bistro_core::node::miner::Miner;
-use bistro_core::node::upload::upload_delta;
+use bistro_core::node::sealing::{SealTarget, open_if_public, seal_target};
+use bistro_core::node::upload::{Uploaded, upload_delta};
+use bistro_core::pages::{local_pages, window};
+use bistro_core::seal::{max_sealed_len, seal};
 use bistro_core::storage::keys::{delta_key, latest_delta};
 use bistro_core::storage::{Bucket, BucketCommitment, open_bucket};
 
@@ -37,8 +42,25 @@ pub struct RoundContext<'a> {
     pub chain: &'a dyn Chain,
     /// The subnet.
     pub netuid: u16,
-    /// The hotkey of the miner the copier copies.
+    /// The hotkey of the miner the copiers copy (the first honest one).
     pub copy_from: Option<bistro_core::PublicKey>,
+    /// The honest miners' hotkeys (whose work the free-rider adds).
+    pub honest: &'a [bistro_core::PublicKey],
+    /// The protocol parameters.
+    pub params: &'a SubnetParams,
+    /// The training data.
+    pub data: &'a dyn PageSource,
+    /// How the honest miners train (the adversaries that train use it too).
+    pub train: &'a TrainConfig,
+    /// The reveal block's hash, once it exists (for those that act after it).
+    pub reveal_hash: Option<[u8; 32]>,
+}
+
+/// One tensor's values, as an adversary crafts them.
+struct Values {
+    name: String,
+    shape: Vec<u64>,
+    values: Vec<f32>,
 }
 
 /// One simulated miner.
@@ -96,9 +118,219 @@ impl Participant {
                 let mut rng = SplitMix(ctx.round.wrapping_mul(0x9e37) ^ u64::from(self.uid));
                 self.upload_values(ctx, move |_, _| rng.normal() * 3e-3)
             }
-            Behaviour::Copier => self.copy(ctx),
+            Behaviour::Copier => self.copy_scaled(ctx, 1.0),
+            Behaviour::NearCopy => self.copy_scaled(ctx, 1.0 + 1e-3),
+            Behaviour::ScaleUp => self.copy_scaled(ctx, 2.0),
+            Behaviour::ScaleDown => self.copy_scaled(ctx, 0.5),
             Behaviour::Corrupt => self.corrupt(ctx),
+            Behaviour::FreeRider => self.free_ride(ctx),
+            Behaviour::OtherWindow => {
+                // The next uid's window.
+                let other = self.uid.wrapping_add(1);
+                let epoch = ctx.params.pages.epoch_of(ctx.deadline);
+                let theirs = window(&ctx.params.pages, other, epoch)?.to_vec();
+                let mut rng = SplitMix(ctx.round ^ u64::from(self.uid) << 32);
+                let per_step = 2;
+                let delta = self.train_delta(ctx, |_| {
+                    (0..per_step)
+                        .map(|_| theirs[(rng.next_u64() % theirs.len() as u64) as usize])
+                        .collect()
+                })?;
+                let up = self.upload_tensors(ctx, &delta)?;
+                Ok(format!(
+                    "trained on uid {other}'s window, uploaded {} bytes",
+                    up.size
+                ))
+            }
+            Behaviour::RandomPages => {
+                let n = ctx.params.pages.num_pages;
+                let mut rng = SplitMix(ctx.round ^ u64::from(self.uid) << 32);
+                let delta =
+                    self.train_delta(ctx, |_| (0..2).map(|_| rng.next_u64() % n).collect())?;
+                let up = self.upload_tensors(ctx, &delta)?;
+                Ok(format!(
+                    "trained on random pages, uploaded {} bytes",
+                    up.size
+                ))
+            }
+            Behaviour::Late => {
+                let Some(hash) = ctx.reveal_hash else {
+                    return Ok("waits for the reveal block".into());
+                };
+                let pages = local_pages(
+                    &ctx.params.pages,
+                    self.uid,
+                    ctx.deadline,
+                    &hash,
+                    ctx.params.local_pages,
+                )?;
+                let delta = self.train_delta(ctx, |step| {
+                    let i = (2 * step) as usize % pages.len();
+                    vec![pages[i], pages[(i + 1) % pages.len()]]
+                })?;
+                let up = self.upload_tensors(ctx, &delta)?;
+                Ok(format!(
+                    "trained on the revealed local pages, uploaded {} bytes after the reveal",
+                    up.size
+                ))
+            }
         }
+    }
+
+    /// Trains a fresh copy of the master `ctx.steps` steps on the pages
+    /// `pages(step)` gives, as the honest miners train; returns
+    /// `trained - master` per parameter.
+    fn train_delta(
+        &self,
+        ctx: &RoundContext<'_>,
+        mut pages: impl FnMut(u64) -> Vec<u64>,
+    ) -> Result<Vec<Values>> {
+        let model = ctx.master.load(ctx.model, Device::Cpu)?;
+        let mut trainer = Trainer::new(model, ctx.train.clone())?;
+        for step in 0..ctx.steps {
+            let batch = ctx.data.batch(&pages(step), ctx.params.seq_len)?;
+            trainer.train_step(&batch)?;
+        }
+        let mut out = Vec::new();
+        for p in ctx.master.checkpoint.parameters() {
+            let mut values = trainer.model().parameter_values(&p.name)?;
+            let mut base = vec![0.0f32; values.len()];
+            ctx.master.checkpoint.read_parameter(&p.name, &mut base)?;
+            values.iter_mut().zip(&base).for_each(|(v, b)| *v -= b);
+            out.push(Values {
+                name: p.name.clone(),
+                shape: p.shape.iter().map(|&d| d as u64).collect(),
+                values,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The newest delta of `victim` whose content can be read now: one from
+    /// an earlier round (this round's deltas are sealed until its deadline).
+    fn newest_readable(
+        &self,
+        ctx: &RoundContext<'_>,
+        victim: &bistro_core::PublicKey,
+    ) -> Result<Option<Vec<Values>>> {
+        let Some(raw) = ctx.chain.commitment(ctx.netuid, victim)? else {
+            return Ok(None);
+        };
+        let theirs = open_bucket(&BucketCommitment::parse(&raw)?)?;
+        let before = ctx.deadline.saturating_sub(ctx.params.round_blocks);
+        let Some(found) = latest_delta(theirs.as_ref(), victim, 0..=before)? else {
+            return Ok(None);
+        };
+        let limits = Self::limits(ctx);
+        let sealed = theirs.get(&found.info.key, max_sealed_len(limits.max_file_size))?;
+        let Some(bytes) = open_if_public(ctx.chain, &sealed, limits.max_file_size)? else {
+            return Ok(None);
+        };
+        let reader = DeltaReader::open(&bytes, &limits)?;
+        reader
+            .tensors()
+            .map(|t| {
+                Ok(Values {
+                    name: t.name().to_string(),
+                    shape: t.shape().to_vec(),
+                    values: t.decode()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// Re-uploads the first honest miner's newest readable delta times
+    /// `scale`, as its own work against the current master.
+    fn copy_scaled(&mut self, ctx: &RoundContext<'_>, scale: f32) -> Result<String> {
+        let Some(victim) = ctx.copy_from else {
+            return Ok("nobody to copy".into());
+        };
+        let Some(mut delta) = self.newest_readable(ctx, &victim)? else {
+            return Ok("nothing readable to copy yet".into());
+        };
+        for t in delta.iter_mut() {
+            t.values.iter_mut().for_each(|v| *v *= scale);
+        }
+        let up = self.upload_tensors(ctx, &delta)?;
+        Ok(format!(
+            "re-uploaded the honest miner's newest readable delta x{scale} ({} bytes)",
+            up.size
+        ))
+    }
+
+    /// Trains honestly on its own window, then adds every honest miner's
+    /// newest readable delta.
+    fn free_ride(&mut self, ctx: &RoundContext<'_>) -> Result<String> {
+        let mut stolen = Vec::new();
+        for victim in ctx.honest {
+            if let Some(d) = self.newest_readable(ctx, victim)? {
+                stolen.push(d);
+            }
+        }
+        if stolen.is_empty() {
+            return Ok("nothing readable to add yet: uploads nothing".into());
+        }
+        let epoch = ctx.params.pages.epoch_of(ctx.deadline);
+        let mine = window(&ctx.params.pages, self.uid, epoch)?.to_vec();
+        let mut rng = SplitMix(ctx.round ^ u64::from(self.uid) << 32);
+        let mut delta = self.train_delta(ctx, |_| {
+            (0..2)
+                .map(|_| mine[(rng.next_u64() % mine.len() as u64) as usize])
+                .collect()
+        })?;
+        for other in &stolen {
+            for (t, o) in delta.iter_mut().zip(other) {
+                if t.name == o.name && t.values.len() == o.values.len() {
+                    t.values
+                        .iter_mut()
+                        .zip(&o.values)
+                        .for_each(|(v, x)| *v += x);
+                }
+            }
+        }
+        let up = self.upload_tensors(ctx, &delta)?;
+        Ok(format!(
+            "trained on its window and added {} honest deltas ({} bytes)",
+            stolen.len(),
+            up.size
+        ))
+    }
+
+    /// The seal of this round's uploads: the round the honest miners aim at,
+    /// or, for one that acts after the reveal, the first accepted round
+    /// (its pulse is public by then, which costs such a miner nothing).
+    fn seal_for(ctx: &RoundContext<'_>) -> Result<SealTarget> {
+        let mut target = seal_target(ctx.chain, ctx.params, ctx.params.deadline_after(ctx.block))?;
+        if ctx.reveal_hash.is_some() {
+            target.round = ctx.deadline + 1;
+        }
+        Ok(target)
+    }
+
+    /// Uploads crafted tensors (dense bf16) as its delta against the current master.
+    fn upload_tensors(&mut self, ctx: &RoundContext<'_>, tensors: &[Values]) -> Result<Uploaded> {
+        let header = self.header(ctx, ctx.master.revision());
+        upload_delta(
+            self.bucket.as_ref(),
+            &self.scratch,
+            &self.keypair,
+            header,
+            &Self::limits(ctx),
+            &Self::seal_for(ctx)?,
+            |w| {
+                for t in tensors {
+                    w.add_tensor(
+                        &t.name,
+                        &t.shape,
+                        &t.values,
+                        Encoding::Dense(DType::BF16),
+                        None,
+                    )?;
+                }
+                Ok(())
+            },
+        )
     }
 
     fn trainer(&mut self) -> Result<&mut Miner> {
@@ -134,46 +366,10 @@ impl Participant {
             &self.keypair,
             header,
             &Self::limits(ctx),
+            &Self::seal_for(ctx)?,
             |w| write_values(w, &params, &mut value),
         )?;
         Ok(format!("uploaded {} bytes", up.size))
-    }
-
-    /// Downloads the first honest miner's newest delta and re-uploads its
-    /// content under this hotkey.
-    fn copy(&mut self, ctx: &RoundContext<'_>) -> Result<String> {
-        let Some(victim) = ctx.copy_from else {
-            return Ok("nobody to copy".into());
-        };
-        let Some(raw) = ctx.chain.commitment(ctx.netuid, &victim)? else {
-            return Ok("the victim published no bucket".into());
-        };
-        let theirs = open_bucket(&BucketCommitment::parse(&raw)?)?;
-        let window = ctx.master.pointer.block..=ctx.deadline;
-        let Some(found) = latest_delta(theirs.as_ref(), &victim, window)? else {
-            return Ok("the victim uploaded nothing yet".into());
-        };
-        let limits = Self::limits(ctx);
-        let bytes = theirs.get(&found.info.key, limits.max_file_size)?;
-        let reader = DeltaReader::open(&bytes, &limits)?;
-        let header = self.header(ctx, reader.header().base_revision);
-        let up = upload_delta(
-            self.bucket.as_ref(),
-            &self.scratch,
-            &self.keypair,
-            header,
-            &limits,
-            |w| {
-                for t in reader.tensors() {
-                    w.add_tensor(t.name(), t.shape(), &t.decode()?, t.encoding(), None)?;
-                }
-                Ok(())
-            },
-        )?;
-        Ok(format!(
-            "re-uploaded {} as its own ({} bytes)",
-            found.info.key, up.size
-        ))
     }
 
     /// Uploads a broken file, a different kind each round.
@@ -211,27 +407,33 @@ impl Participant {
             write_signature(&mut bytes, &signer.sign(&digest.0))?;
             Ok(bytes)
         };
-        let (what, bytes) = match ctx.round % 5 {
+        let target = Self::seal_for(ctx)?;
+        let sealed = |plain: &[u8]| seal(plain, &target.beacon, target.round);
+        let (what, bytes) = match ctx.round % 6 {
             0 => {
                 let mut b = valid(&self.keypair, false)?;
                 b.truncate(b.len() / 2);
-                ("a truncated delta", b)
+                ("a truncated delta", sealed(&b)?)
             }
             1 => (
                 "an oversized file",
-                vec![0x42; limits.max_file_size as usize + 1],
+                vec![0x42; max_sealed_len(limits.max_file_size) as usize + 1],
             ),
             2 => {
-                let mut b = valid(&self.keypair, false)?;
+                let mut b = sealed(&valid(&self.keypair, false)?)?;
                 let mid = b.len() / 2;
                 b[mid] ^= 0x10;
-                ("a delta with a flipped byte", b)
+                ("a sealed delta with a flipped byte", b)
             }
-            3 => ("a delta holding NaN", valid(&self.keypair, true)?),
-            _ => {
+            3 => ("a delta holding NaN", sealed(&valid(&self.keypair, true)?)?),
+            4 => {
                 let stranger = Keypair::from_seed([0xee; 32])?;
-                ("a delta signed by another key", valid(&stranger, false)?)
+                (
+                    "a delta signed by another key",
+                    sealed(&valid(&stranger, false)?)?,
+                )
             }
+            _ => ("an unsealed delta", valid(&self.keypair, false)?),
         };
         self.bucket.put(&key, &bytes)?;
         Ok(format!("uploaded {what} ({} bytes)", bytes.len()))

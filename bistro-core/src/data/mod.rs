@@ -31,7 +31,7 @@ pub mod tokenizer;
 pub mod http;
 
 pub use batch::Batch;
-pub use page::{Page, pages_to_batch};
+pub use page::{Page, PagedBatch, pages_to_batch};
 pub use shard::{ShardFile, ShardSource, ShardWriter};
 pub use source::{GPT2_EOS_ID, GPT2_VOCAB_SIZE, PageSource, TokenizerInfo};
 

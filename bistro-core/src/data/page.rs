@@ -72,6 +72,68 @@ pub fn pages_to_batch(pages: &[Page], seq_len: usize, pad_id: u32) -> Result<Bat
     Ok(batch)
 }
 
+/// Pages packed into one [`Batch`] as [`pages_to_batch`] packs them, with
+/// the number of rows each page took, so that per-row losses can be summed
+/// back into per-page losses (a validator's paired comparisons).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PagedBatch {
+    /// The rows of every page, pages in order.
+    pub batch: Batch,
+    /// Rows of each page, in the same order (0 for a page too short to
+    /// predict anything).
+    pub rows_per_page: Vec<usize>,
+}
+
+impl PagedBatch {
+    /// Packs `pages` (see [`pages_to_batch`]).
+    pub fn pack(pages: &[Page], seq_len: usize, pad_id: u32) -> Result<PagedBatch> {
+        let batch = pages_to_batch(pages, seq_len, pad_id)?;
+        let rows_per_page = pages
+            .iter()
+            .map(|p| {
+                let n = p.tokens.len();
+                n / seq_len + usize::from(n % seq_len >= 2)
+            })
+            .collect::<Vec<usize>>();
+        if rows_per_page.iter().sum::<usize>() != batch.rows {
+            return Err(Error::InvalidArgument(
+                "page rows do not add up to the batch's rows".into(),
+            ));
+        }
+        Ok(PagedBatch {
+            batch,
+            rows_per_page,
+        })
+    }
+
+    /// The mean loss of each page that predicts something, from each row's
+    /// `(sum of losses, predicted positions)` in batch order. Pages that
+    /// predict nothing are left out (the same pages for every model, so
+    /// per-page lists stay paired).
+    pub fn page_means(&self, rows: &[(f64, usize)]) -> Result<Vec<f64>> {
+        if rows.len() != self.batch.rows {
+            return Err(Error::InvalidArgument(format!(
+                "{} row losses for a batch of {} rows",
+                rows.len(),
+                self.batch.rows
+            )));
+        }
+        let mut means = Vec::with_capacity(self.rows_per_page.len());
+        let mut start = 0usize;
+        for &n in &self.rows_per_page {
+            let page = rows.get(start..start + n).unwrap_or(&[]);
+            start += n;
+            let (sum, count) = page
+                .iter()
+                .fold((0.0, 0usize), |(s, c), &(rs, rc)| (s + rs, c + rc));
+            if count > 0 {
+                means.push(sum / count as f64);
+            }
+        }
+        Ok(means)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,8 +148,18 @@ mod tests {
         let batch = page.to_batch(4, 0).unwrap();
         assert_eq!(batch.tokens, vec![1, 2, 3, 4, 5, 6, 0, 0]);
         assert_eq!(batch.mask, vec![1, 1, 1, 1, 1, 1, 0, 0]);
-        let two = pages_to_batch(&[page.clone(), page], 4, 0).unwrap();
+        let two = pages_to_batch(&[page.clone(), page.clone()], 4, 0).unwrap();
         assert_eq!(two.rows, 4);
+        // Per page: 2 rows each; page means from row sums.
+        let short = Page::from_sequences(9, [&[1u32][..]]);
+        let paged = PagedBatch::pack(&[page.clone(), short, page], 4, 0).unwrap();
+        assert_eq!(paged.rows_per_page, vec![2, 0, 2]);
+        assert_eq!(paged.batch, two);
+        let means = paged
+            .page_means(&[(3.0, 3), (1.0, 1), (8.0, 3), (0.0, 1)])
+            .unwrap();
+        assert_eq!(means, vec![1.0, 2.0]);
+        assert!(paged.page_means(&[(1.0, 1)]).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::batch::Batch;
-use super::page::{Page, pages_to_batch};
+use super::page::{Page, PagedBatch, pages_to_batch};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::pages::DatasetParams;
@@ -84,6 +84,13 @@ pub trait PageSource: Send + Sync {
     fn batch(&self, ids: &[u64], seq_len: usize) -> Result<Batch> {
         let pages = self.pages(ids)?;
         pages_to_batch(&pages, seq_len, self.tokenizer().eos_id)
+    }
+
+    /// The pages `ids` packed as [`batch`](PageSource::batch) packs them,
+    /// with the rows of each page (for per-page losses).
+    fn paged_batch(&self, ids: &[u64], seq_len: usize) -> Result<PagedBatch> {
+        let pages = self.pages(ids)?;
+        PagedBatch::pack(&pages, seq_len, self.tokenizer().eos_id)
     }
 
     /// Page-selection parameters for this dataset.

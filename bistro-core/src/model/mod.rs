@@ -48,7 +48,7 @@ pub use revision::REVISION_DOMAIN;
 pub use safetensors::{MAX_HEADER_BYTES, MAX_RANK, MAX_TENSORS};
 pub use schedule::Schedule;
 pub use train::{StepReport, TrainConfig, Trainer};
-pub use transformer::{LOGITS_BUDGET_BYTES, Model};
+pub use transformer::{LOGITS_BUDGET_BYTES, Model, RowLoss};
 
 /// Sets the number of threads libtorch uses for the operations of the
 /// calling thread (OpenMP settings are per thread: call it in each thread

@@ -228,28 +228,76 @@ impl Model {
     /// batch's real positions, without autograd. Rows are evaluated in chunks
     /// (see [`Model::set_logits_budget`]); a non-finite loss is an error.
     pub fn loss(&self, batch: &Batch) -> Result<f64> {
+        let rows = self.row_losses(batch)?;
+        let total: f64 = rows.iter().map(|r| r.sum).sum();
+        let count: usize = rows.iter().map(|r| r.count).sum();
+        finite_loss(total / count as f64)
+    }
+
+    /// The summed next-token cross entropy of each row of `batch` and the
+    /// number of positions it predicts, without autograd (rows in chunks as
+    /// [`Model::loss`]). A validator derives per-page losses from these for
+    /// paired comparisons. A non-finite sum is an error.
+    pub fn row_losses(&self, batch: &Batch) -> Result<Vec<RowLoss>> {
         inputs::validate(batch, &self.config)?;
         let step = self.rows_per_chunk(batch.seq_len);
-        let mut total = 0.0f64;
-        let mut count = 0usize;
+        let mut rows = Vec::with_capacity(batch.rows);
         let mut start = 0;
         while start < batch.rows {
             let chunk = batch.rows_range(start, start.saturating_add(step));
             start = start.saturating_add(step);
-            if chunk.target_count() == 0 {
-                continue;
+            let sums = tch::no_grad(|| self.row_loss_sums(&chunk))?;
+            for (row, sum) in chunk.mask.chunks(chunk.seq_len.max(1)).zip(sums) {
+                let count = row.windows(2).filter(|w| w[0] == 1 && w[1] == 1).count();
+                rows.push(RowLoss {
+                    sum: finite_loss(sum)?,
+                    count,
+                });
             }
-            let (sum, n) = tch::no_grad(|| self.loss_sum(&chunk))?;
-            total += sum.f_double_value(&[])?;
-            count += n;
         }
-        let mean = total / count as f64;
-        if !mean.is_finite() {
-            return Err(Error::NonFinite {
-                what: "loss".into(),
-                index: 0,
-            });
-        }
-        Ok(mean)
+        Ok(rows)
+    }
+
+    /// Per-row sums of the cross entropy of a validated chunk (ignored
+    /// positions contribute 0).
+    fn row_loss_sums(&self, chunk: &Batch) -> Result<Vec<f64>> {
+        let (tokens, labels) = inputs::tensors(chunk, self.tch_device)?;
+        let seq = self.check_tokens(&tokens)?;
+        let vocab = self.config.vocab_size as i64;
+        let predicted = self.forward(&tokens, seq - 1)?.f_reshape([-1, vocab])?;
+        let each = predicted.f_cross_entropy_loss::<Tensor>(
+            &labels.f_reshape([-1])?,
+            None,
+            Reduction::None,
+            IGNORE,
+            0.0,
+        )?;
+        let sums = each
+            .f_reshape([chunk.rows as i64, seq - 1])?
+            .f_sum_dim_intlist(1, false, Kind::Double)?
+            .f_to_device(tch::Device::Cpu)?;
+        Ok(Vec::<f64>::try_from(&sums)?)
+    }
+}
+
+/// One row's share of a loss: the summed cross entropy (nats) over the
+/// positions it predicts, and how many there are.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RowLoss {
+    /// Sum of the next-token cross entropy over the row's predicted positions.
+    pub sum: f64,
+    /// Number of predicted positions.
+    pub count: usize,
+}
+
+/// `loss` if finite, else [`Error::NonFinite`].
+fn finite_loss(loss: f64) -> Result<f64> {
+    if loss.is_finite() {
+        Ok(loss)
+    } else {
+        Err(Error::NonFinite {
+            what: "loss".into(),
+            index: 0,
+        })
     }
 }

@@ -38,7 +38,10 @@ pub struct EvalRecord {
     pub local_pages: Vec<u64>,
     /// Global pages evaluated.
     pub global_pages: Vec<u64>,
-    /// The four losses, when the delta was evaluated.
+    /// The share of the delta's sketch that earlier rounds' sketches
+    /// explain (the copy check), when the delta was read.
+    pub explained: Option<f64>,
+    /// Every page's loss without and with the delta, when it was evaluated.
     pub evaluation: Option<Evaluation>,
     /// The rule's verdict, when the delta was evaluated.
     pub verdict: Option<VerdictReason>,
@@ -46,6 +49,10 @@ pub struct EvalRecord {
     pub local_gain: Option<f64>,
     /// Relative gain on global pages, when finite.
     pub global_gain: Option<f64>,
+    /// `local_gain - global_gain`, when finite.
+    pub specific_gain: Option<f64>,
+    /// The standard error of `specific_gain`, when finite.
+    pub specific_se: Option<f64>,
     /// Why the delta was not evaluated.
     pub rejection: Option<Rejection>,
     /// The score folded into the average.
@@ -172,7 +179,7 @@ pub fn read_log(dir: impl AsRef<Path>) -> Result<Vec<EvalRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::score::LossPair;
+    use crate::score::PageLosses;
 
     fn record(uid: u16) -> EvalRecord {
         EvalRecord {
@@ -187,19 +194,22 @@ mod tests {
             delta_digest: None,
             local_pages: vec![1, 2],
             global_pages: vec![3, 4],
+            explained: Some(0.01),
             evaluation: Some(Evaluation {
-                local: LossPair {
-                    master: 4.0,
-                    with_delta: 3.0,
+                local: PageLosses {
+                    master: vec![4.0, 4.0],
+                    with_delta: vec![3.0, 3.0],
                 },
-                global: LossPair {
-                    master: 4.0,
-                    with_delta: 3.9,
+                global: PageLosses {
+                    master: vec![4.0, 4.0],
+                    with_delta: vec![3.9, 3.9],
                 },
             }),
             verdict: Some(VerdictReason::Scored),
             local_gain: Some(0.25),
             global_gain: Some(0.025),
+            specific_gain: Some(0.225),
+            specific_se: Some(0.0),
             rejection: None,
             score: 0.25,
             average: 0.075,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::encoding::DeltaEncoding;
 use super::master::{LocalMaster, discover_master_bucket, fetch_master};
 use super::params::SubnetParams;
+use super::sealing::seal_target;
 use super::upload::{Uploaded, upload_delta};
 use crate::chain::Chain;
 use crate::codec::{DeltaHeader, Limits};
@@ -285,12 +286,15 @@ impl Miner {
         let mut feedback = encoding.is_lossy_sparse().then(|| training.carried.clone());
         let scratch = self.config.work_dir.join("scratch");
         let (trainer, master) = (&training.trainer, &training.master);
+        let params = &self.config.params;
+        let seal = seal_target(self.chain.as_ref(), params, params.deadline_after(block))?;
         let uploaded = upload_delta(
             self.bucket.as_ref(),
             &scratch,
             &self.keypair,
             header,
             &limits,
+            &seal,
             |w| {
                 build(
                     w,

@@ -3,13 +3,15 @@
 //!
 //! The protocol — rounds, deadlines, what a validator checks and in which
 //! order — is specified in `docs/protocol.md`. The pure parts
-//! ([`params`], [`fingerprint`], [`rejection`], [`log`]) need no model; the
-//! miner and the validator need the `torch` feature.
+//! ([`params`], [`fingerprint`], [`similarity`], [`rejection`], [`log`])
+//! need no model; sealing uploads needs the `timelock` feature; the miner
+//! and the validator need the `torch` feature (which includes `timelock`).
 
 pub mod fingerprint;
 pub mod log;
 pub mod params;
 pub mod rejection;
+pub mod similarity;
 
 #[cfg(feature = "torch")]
 pub mod encoding;
@@ -17,6 +19,8 @@ pub mod encoding;
 pub mod master;
 #[cfg(feature = "torch")]
 pub mod miner;
+#[cfg(feature = "timelock")]
+pub mod sealing;
 #[cfg(feature = "torch")]
 pub mod upload;
 #[cfg(feature = "torch")]

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::node::similarity::SimilarityRule;
 use crate::pages::DatasetParams;
 use crate::score::ScoreRule;
 
@@ -26,6 +27,8 @@ pub struct SubnetParams {
     pub seq_len: usize,
     /// The scoring rule.
     pub rule: ScoreRule,
+    /// When a delta is a copy of earlier rounds' deltas.
+    pub similarity: SimilarityRule,
     /// Smoothing factor of the per-uid moving averages.
     pub ema_alpha: f64,
     /// Validators set weights at most once per this many blocks.
@@ -47,10 +50,11 @@ impl SubnetParams {
             netuid,
             pages,
             round_blocks: 10,
-            local_pages: 2,
-            global_pages: 2,
+            local_pages: 8,
+            global_pages: 8,
             seq_len: 128,
             rule: ScoreRule::default(),
+            similarity: SimilarityRule::default(),
             ema_alpha: 0.3,
             weights_interval_blocks: 10,
             upload_grace_ms: 1_000,
@@ -65,8 +69,9 @@ impl SubnetParams {
         if self.round_blocks == 0 {
             return bad("round_blocks must be at least 1".into());
         }
-        if self.local_pages == 0 || self.global_pages == 0 {
-            return bad("local_pages and global_pages must be at least 1".into());
+        if self.local_pages < 2 || self.global_pages < 2 {
+            // The rule needs each side's spread: one page has none.
+            return bad("local_pages and global_pages must be at least 2".into());
         }
         if self.local_pages as u64 > self.pages.window_pages {
             return bad(format!(
@@ -74,6 +79,8 @@ impl SubnetParams {
                 self.local_pages, self.pages.window_pages
             ));
         }
+        self.rule.validate()?;
+        self.similarity.validate()?;
         if self.seq_len < 2 {
             return bad(format!("seq_len must be at least 2, got {}", self.seq_len));
         }
@@ -87,7 +94,8 @@ impl SubnetParams {
     }
 
     /// The first deadline strictly after `block`: the next multiple of
-    /// [`round_blocks`](Self::round_blocks).
+    /// [`round_blocks`](Self::round_blocks). An upload under `block` counts
+    /// for this deadline.
     pub fn deadline_after(&self, block: u64) -> u64 {
         let r = self.round_blocks.max(1);
         (block / r).saturating_add(1).saturating_mul(r)

@@ -37,6 +37,12 @@ pub enum Rejection {
     Copy(String),
     /// The tensors do not fit the model (names or shapes).
     Mismatch(String),
+    /// The upload is not a sealed envelope (every delta must be sealed to
+    /// its deadline's beacon round).
+    Unsealed,
+    /// The envelope is malformed, sealed to another beacon or to a round
+    /// outside the deadline's window, or does not authenticate.
+    BadSeal(String),
 }
 
 impl Rejection {
@@ -56,13 +62,15 @@ impl Rejection {
             Rejection::NonFinite(_) => "non_finite",
             Rejection::Copy(_) => "copy",
             Rejection::Mismatch(_) => "mismatch",
+            Rejection::Unsealed => "unsealed",
+            Rejection::BadSeal(_) => "bad_seal",
         }
     }
 
     /// The human-readable detail, if any.
     pub fn detail(&self) -> &str {
         match self {
-            Rejection::NoCommitment | Rejection::NoDelta => "",
+            Rejection::NoCommitment | Rejection::NoDelta | Rejection::Unsealed => "",
             Rejection::BadCommitment(d)
             | Rejection::Unreachable(d)
             | Rejection::TooLarge(d)
@@ -73,7 +81,8 @@ impl Rejection {
             | Rejection::BadSignature(d)
             | Rejection::NonFinite(d)
             | Rejection::Copy(d)
-            | Rejection::Mismatch(d) => d,
+            | Rejection::Mismatch(d)
+            | Rejection::BadSeal(d) => d,
         }
     }
 

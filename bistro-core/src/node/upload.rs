@@ -8,8 +8,9 @@ use crate::codec::{DeltaHeader, DeltaWriter, Limits};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::identity::Keypair;
-use crate::storage::Bucket;
+use crate::node::sealing::SealTarget;
 use crate::storage::keys::delta_key;
+use crate::storage::{Bucket, write_file_atomic};
 
 /// The file type a delta is written through before upload.
 pub type DeltaFileWriter = DeltaWriter<BufWriter<File>>;
@@ -27,14 +28,17 @@ pub struct Uploaded {
 
 /// Writes a delta with `header` into a temporary file in `scratch_dir`
 /// (tensors added by `fill`), signs it with `keypair` (the header's hotkey),
-/// and uploads it under its key (`deltas/<hotkey>/<block>.delta`). The
-/// upload is atomic; the temporary file is removed whatever happens.
+/// seals it to `seal` (`node::sealing`: no one can read it before the
+/// deadline) and uploads the envelope under the delta's key
+/// (`deltas/<hotkey>/<block>.delta`). The upload is atomic; the temporary
+/// files are removed whatever happens.
 pub fn upload_delta(
     bucket: &dyn Bucket,
     scratch_dir: &Path,
     keypair: &Keypair,
     header: DeltaHeader,
     limits: &Limits,
+    seal: &SealTarget,
     fill: impl FnOnce(&mut DeltaFileWriter) -> Result<()>,
 ) -> Result<Uploaded> {
     std::fs::create_dir_all(scratch_dir).map_err(|e| Error::io(scratch_dir, e))?;
@@ -43,8 +47,9 @@ pub fn upload_delta(
         header.hotkey.to_ss58(),
         header.block
     ));
-    let result = write_and_put(bucket, &path, keypair, header, limits, fill);
+    let result = write_and_put(bucket, &path, keypair, header, limits, seal, fill);
     let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(path.with_extension("sealed"));
     result
 }
 
@@ -54,6 +59,7 @@ fn write_and_put(
     keypair: &Keypair,
     header: DeltaHeader,
     limits: &Limits,
+    seal: &SealTarget,
     fill: impl FnOnce(&mut DeltaFileWriter) -> Result<()>,
 ) -> Result<Uploaded> {
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
@@ -63,9 +69,16 @@ fn write_and_put(
     let file = out
         .into_inner()
         .map_err(|e| Error::io(path, e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io(path, e))?;
-    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    drop(file);
+    let plain = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let sealed = crate::seal::seal(&plain, &seal.beacon, seal.round)?;
+    let sealed_path = path.with_extension("sealed");
+    write_file_atomic(&sealed_path, &sealed)?;
     let key = delta_key(&header.hotkey, header.block);
-    bucket.put_file(&key, path)?;
-    Ok(Uploaded { key, size, digest })
+    bucket.put_file(&key, &sealed_path)?;
+    Ok(Uploaded {
+        key,
+        size: sealed.len() as u64,
+        digest,
+    })
 }

@@ -15,4 +15,6 @@ mod averages;
 mod rule;
 
 pub use averages::{MovingAverages, STATE_VERSION, UidRecord};
-pub use rule::{Evaluation, LossPair, ScoreRule, Verdict, VerdictReason};
+pub use rule::{
+    Evaluation, LossPair, PageLosses, ScoreRule, Verdict, VerdictReason, mean_and_standard_error,
+};

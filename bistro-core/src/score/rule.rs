@@ -1,4 +1,6 @@
-//! The per-evaluation scoring rule.
+//! The per-evaluation scoring rule: paired per-page loss differences, and a
+//! one-sided confidence bound on the *specific* gain (own pages beyond
+//! random pages). `docs/incentive.md` gives the reasoning.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,28 +27,74 @@ impl LossPair {
     }
 }
 
+/// The per-page mean losses of the master without and with a delta, page by
+/// page in the order the pages were drawn: `master[i]` and `with_delta[i]`
+/// are the same page, so each page's difference is a *paired* measurement
+/// (the page's own difficulty cancels out).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PageLosses {
+    /// Mean loss of the master alone on each page.
+    pub master: Vec<f64>,
+    /// Mean loss of the master with the delta on each page.
+    pub with_delta: Vec<f64>,
+}
+
+impl PageLosses {
+    /// Each page's relative gain `(master - with_delta) / master`; `None`
+    /// when the two lists differ in length, are empty, or any pair has no
+    /// relative gain ([`LossPair::relative_gain`]).
+    pub fn gains(&self) -> Option<Vec<f64>> {
+        if self.master.is_empty() || self.master.len() != self.with_delta.len() {
+            return None;
+        }
+        self.master
+            .iter()
+            .zip(&self.with_delta)
+            .map(|(&master, &with_delta)| LossPair { master, with_delta }.relative_gain())
+            .collect()
+    }
+}
+
+/// Mean and standard error of the mean of `xs` (sample variance, `n - 1`);
+/// the error is infinite for fewer than two values (nothing is known of
+/// the spread).
+pub fn mean_and_standard_error(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    if xs.is_empty() {
+        return (f64::NAN, f64::INFINITY);
+    }
+    let mean = xs.iter().sum::<f64>() / n;
+    if xs.len() < 2 {
+        return (mean, f64::INFINITY);
+    }
+    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
 /// What a validator measured for one miner's delta at one block.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
-    /// Losses on pages drawn from the miner's own window.
-    pub local: LossPair,
-    /// Losses on pages drawn from the whole dataset.
-    pub global: LossPair,
+    /// Per-page losses on pages drawn from the miner's own window.
+    pub local: PageLosses,
+    /// Per-page losses on pages drawn from the whole dataset.
+    pub global: PageLosses,
 }
 
 /// Why an evaluation scored what it did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictReason {
-    /// The delta passed every gate; the score is its local gain.
+    /// The delta passed every gate; the score is its specific gain.
     Scored,
-    /// A loss was NaN, infinite or negative.
+    /// A loss was NaN, infinite or negative, or the page lists were unusable.
     NonFiniteLoss,
-    /// The delta did not lower the loss on the miner's own pages by more
-    /// than the rule's `min_local_gain`.
+    /// The delta did not lower the mean loss on the miner's own pages by
+    /// more than the rule's `min_local_gain`.
     NoLocalGain,
-    /// The delta improved random pages as much as its own: it was not trained
-    /// on the miner's window (a copy, or generic training).
+    /// The delta's gain on its own pages is not confidently larger than its
+    /// gain on random pages: it was not trained on the miner's window (a
+    /// copy, another window, random pages, generic training), or the
+    /// measurement cannot tell.
     NotSpecific,
     /// The delta raised the loss on random pages by more than the tolerance.
     HurtsGlobal,
@@ -59,10 +107,15 @@ pub struct Verdict {
     pub score: f64,
     /// Why.
     pub reason: VerdictReason,
-    /// Relative gain on local pages (`NaN` when a loss was not finite).
+    /// Mean relative gain over the local pages (`NaN` when not finite).
     pub local_gain: f64,
-    /// Relative gain on global pages (`NaN` when a loss was not finite).
+    /// Mean relative gain over the global pages (`NaN` when not finite).
     pub global_gain: f64,
+    /// `local_gain - global_gain`: what the delta does for the miner's
+    /// window beyond what it does for any page (`NaN` when not finite).
+    pub specific_gain: f64,
+    /// Standard error of `specific_gain` (from the per-page spreads).
+    pub specific_se: f64,
     /// Whether the delta may be merged into the next master.
     pub mergeable: bool,
 }
@@ -71,12 +124,14 @@ pub struct Verdict {
 /// their weights to agree; they are written into every evaluation log line.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScoreRule {
-    /// The local relative gain must be above this to count as an
+    /// The mean local relative gain must be above this to count as an
     /// improvement: gains within measurement noise earn nothing.
     pub min_local_gain: f64,
-    /// The local relative gain must exceed the global one by more than this
-    /// (the "trained on its own window" test; 0: strictly more).
+    /// The one-sided confidence bound `specific_gain - z * specific_se`
+    /// must be above this (the "trained on its own window" test).
     pub min_specificity: f64,
+    /// `z` of that bound: 2.326 is one-sided 99 % for a normal mean.
+    pub confidence_z: f64,
     /// The global relative gain may be as low as `-max_global_harm` (a small
     /// loss on random pages is tolerated: a miner specialises on its window).
     pub max_global_harm: f64,
@@ -89,6 +144,7 @@ impl Default for ScoreRule {
         ScoreRule {
             min_local_gain: 0.001,
             min_specificity: 0.0,
+            confidence_z: 2.326,
             max_global_harm: 0.02,
             min_merge_gain: 0.001,
         }
@@ -96,41 +152,68 @@ impl Default for ScoreRule {
 }
 
 impl ScoreRule {
-    /// Scores one evaluation. The score is never negative and never above 1,
-    /// so no sequence of uploads can make two negatives multiply into a payout
-    /// or inflate a score by uploading huge values.
+    /// Scores one evaluation. The score is the specific gain
+    /// `mean(local page gains) - mean(global page gains)`, paid only when
+    /// its one-sided lower confidence bound is positive; it is never negative
+    /// and never above 1, so no sequence of uploads can make two negatives
+    /// multiply into a payout or inflate a score by uploading huge values.
     pub fn judge(&self, eval: &Evaluation) -> Verdict {
-        let (Some(local_gain), Some(global_gain)) =
-            (eval.local.relative_gain(), eval.global.relative_gain())
-        else {
+        let (Some(local), Some(global)) = (eval.local.gains(), eval.global.gains()) else {
             return Verdict {
                 score: 0.0,
                 reason: VerdictReason::NonFiniteLoss,
                 local_gain: f64::NAN,
                 global_gain: f64::NAN,
+                specific_gain: f64::NAN,
+                specific_se: f64::NAN,
                 mergeable: false,
             };
         };
+        let (local_gain, local_se) = mean_and_standard_error(&local);
+        let (global_gain, global_se) = mean_and_standard_error(&global);
+        let specific_gain = local_gain - global_gain;
+        let specific_se = (local_se * local_se + global_se * global_se).sqrt();
+        let lower_bound = specific_gain - self.confidence_z * specific_se;
         let reason = if local_gain <= self.min_local_gain {
             VerdictReason::NoLocalGain
-        } else if local_gain - global_gain <= self.min_specificity {
-            VerdictReason::NotSpecific
         } else if global_gain < -self.max_global_harm {
             VerdictReason::HurtsGlobal
+        } else if lower_bound.is_nan() || lower_bound <= self.min_specificity {
+            VerdictReason::NotSpecific
         } else {
             VerdictReason::Scored
         };
         let scored = reason == VerdictReason::Scored;
         Verdict {
             score: if scored {
-                local_gain.clamp(0.0, 1.0)
+                specific_gain.clamp(0.0, 1.0)
             } else {
                 0.0
             },
             reason,
             local_gain,
             global_gain,
+            specific_gain,
+            specific_se,
             mergeable: scored && global_gain > self.min_merge_gain,
+        }
+    }
+
+    /// Checks every parameter is usable (finite, in range).
+    pub fn validate(&self) -> crate::error::Result<()> {
+        let ok = self.min_local_gain.is_finite()
+            && self.min_specificity.is_finite()
+            && self.confidence_z.is_finite()
+            && self.confidence_z >= 0.0
+            && self.max_global_harm.is_finite()
+            && self.max_global_harm >= 0.0
+            && self.min_merge_gain.is_finite();
+        if ok {
+            Ok(())
+        } else {
+            Err(crate::error::Error::InvalidArgument(format!(
+                "score rule parameters must be finite (z and harm non-negative): {self:?}"
+            )))
         }
     }
 }
@@ -139,82 +222,148 @@ impl ScoreRule {
 mod tests {
     use super::*;
 
-    fn eval(ml: f64, dl: f64, mg: f64, dg: f64) -> Evaluation {
+    /// Pages whose master loss is `m` and whose loss with the delta is
+    /// `m * (1 - g)` for each gain `g`.
+    fn pages(gains: &[f64]) -> PageLosses {
+        let master: Vec<f64> = (0..gains.len()).map(|i| 4.0 + 0.25 * i as f64).collect();
+        let with_delta = master
+            .iter()
+            .zip(gains)
+            .map(|(m, g)| m * (1.0 - g))
+            .collect();
+        PageLosses { master, with_delta }
+    }
+
+    fn eval(local: &[f64], global: &[f64]) -> Evaluation {
         Evaluation {
-            local: LossPair {
-                master: ml,
-                with_delta: dl,
-            },
-            global: LossPair {
-                master: mg,
-                with_delta: dg,
-            },
+            local: pages(local),
+            global: pages(global),
         }
     }
 
     #[test]
-    fn honest_delta_scores_its_local_gain_and_is_mergeable() {
-        let v = ScoreRule::default().judge(&eval(4.0, 3.0, 4.0, 3.8));
-        assert_eq!(v.reason, VerdictReason::Scored);
-        assert!((v.score - 0.25).abs() < 1e-12);
+    fn a_confidently_specific_delta_scores_its_specific_gain_and_is_mergeable() {
+        let v =
+            ScoreRule::default().judge(&eval(&[0.20, 0.22, 0.21, 0.19], &[0.05, 0.04, 0.06, 0.05]));
+        assert_eq!(v.reason, VerdictReason::Scored, "{v:?}");
+        assert!((v.local_gain - 0.205).abs() < 1e-12);
+        assert!((v.global_gain - 0.05).abs() < 1e-12);
+        assert!((v.score - 0.155).abs() < 1e-12);
         assert!(v.mergeable);
     }
 
     #[test]
+    fn general_improvement_alone_is_not_paid() {
+        // Helps every page by about the same: a copy, another window, random pages.
+        let v =
+            ScoreRule::default().judge(&eval(&[0.10, 0.12, 0.09, 0.11], &[0.11, 0.10, 0.12, 0.09]));
+        assert_eq!(v.reason, VerdictReason::NotSpecific);
+        assert_eq!(v.score, 0.0);
+    }
+
+    #[test]
+    fn a_positive_difference_within_noise_is_not_paid() {
+        // 0.1426 - 0.1282 on two pages a side with a wide spread.
+        let v = ScoreRule::default().judge(&eval(&[0.10, 0.1852], &[0.16, 0.0964]));
+        assert!(v.specific_gain > 0.0);
+        assert_eq!(v.reason, VerdictReason::NotSpecific, "{v:?}");
+        // One page a side: the spread is unknown, so nothing is confident.
+        let v = ScoreRule::default().judge(&eval(&[0.5], &[0.0]));
+        assert_eq!(v.reason, VerdictReason::NotSpecific);
+        assert!(v.specific_se.is_infinite());
+    }
+
+    #[test]
     fn specialised_delta_that_slightly_hurts_global_scores_but_is_not_merged() {
-        let v = ScoreRule::default().judge(&eval(4.0, 3.0, 4.0, 4.04));
+        let v = ScoreRule::default().judge(&eval(&[0.25, 0.24, 0.26], &[-0.01, -0.012, -0.008]));
         assert_eq!(v.reason, VerdictReason::Scored);
         assert!(!v.mergeable);
     }
 
     #[test]
-    fn zeros_noise_poison_and_copies_score_zero() {
+    fn zeros_noise_poison_and_wreckers_score_zero() {
         let rule = ScoreRule::default();
         // Lazy: exactly the master.
         assert_eq!(
-            rule.judge(&eval(4.0, 4.0, 4.0, 4.0)).reason,
+            rule.judge(&eval(&[0.0; 4], &[0.0; 4])).reason,
             VerdictReason::NoLocalGain
         );
         // Noise / poison: loss goes up everywhere.
-        assert_eq!(rule.judge(&eval(4.0, 9.0, 4.0, 9.5)).score, 0.0);
+        assert_eq!(rule.judge(&eval(&[-1.0, -1.2], &[-1.3, -1.1])).score, 0.0);
         // Below the noise floor.
         assert_eq!(
-            rule.judge(&eval(4.0, 3.999, 4.0, 4.0)).reason,
+            rule.judge(&eval(&[0.0002, 0.0003], &[0.0, 0.0])).reason,
             VerdictReason::NoLocalGain
-        );
-        // A copy of someone else's delta helps random pages as much as "own" ones.
-        assert_eq!(
-            rule.judge(&eval(4.0, 3.8, 4.0, 3.8)).reason,
-            VerdictReason::NotSpecific
         );
         // Helps its window a lot, wrecks the rest.
         assert_eq!(
-            rule.judge(&eval(4.0, 2.0, 4.0, 5.0)).reason,
+            rule.judge(&eval(&[0.5, 0.5], &[-0.25, -0.25])).reason,
             VerdictReason::HurtsGlobal
         );
     }
 
     #[test]
-    fn non_finite_and_negative_losses_score_zero() {
+    fn non_finite_negative_and_unpaired_losses_score_zero() {
         let rule = ScoreRule::default();
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0] {
-            let v = rule.judge(&eval(4.0, bad, 4.0, 3.0));
+            let mut e = eval(&[0.2, 0.2], &[0.0, 0.0]);
+            e.local.with_delta[1] = bad;
+            let v = rule.judge(&e);
             assert_eq!((v.score, v.reason), (0.0, VerdictReason::NonFiniteLoss));
-            let v = rule.judge(&eval(4.0, 3.0, bad, 3.0));
-            assert_eq!(v.score, 0.0);
+            let mut e = eval(&[0.2, 0.2], &[0.0, 0.0]);
+            e.global.master[0] = bad;
+            assert_eq!(rule.judge(&e).score, 0.0);
         }
-        assert_eq!(
-            rule.judge(&eval(0.0, 0.0, 4.0, 3.0)).reason,
-            VerdictReason::NonFiniteLoss
-        );
+        let mut e = eval(&[0.2, 0.2], &[0.0, 0.0]);
+        e.local.master[0] = 0.0;
+        assert_eq!(rule.judge(&e).reason, VerdictReason::NonFiniteLoss);
+        let mut e = eval(&[0.2, 0.2], &[0.0, 0.0]);
+        e.local.with_delta.pop();
+        assert_eq!(rule.judge(&e).reason, VerdictReason::NonFiniteLoss);
+        let e = Evaluation {
+            local: PageLosses::default(),
+            global: pages(&[0.0]),
+        };
+        assert_eq!(rule.judge(&e).reason, VerdictReason::NonFiniteLoss);
     }
 
     #[test]
     fn score_is_bounded_by_one_whatever_the_losses() {
         let rule = ScoreRule::default();
-        for (ml, dl) in [(1e300, 0.0), (5.0, 0.0), (1e-300, 0.0)] {
-            let v = rule.judge(&eval(ml, dl, 4.0, 4.0));
+        for scale in [1e300, 5.0, 1e-300] {
+            let e = Evaluation {
+                local: PageLosses {
+                    master: vec![scale, scale * 1.01],
+                    with_delta: vec![0.0, 0.0],
+                },
+                global: pages(&[0.0, 0.0]),
+            };
+            let v = rule.judge(&e);
             assert!((0.0..=1.0).contains(&v.score), "{v:?}");
         }
+    }
+
+    #[test]
+    fn standard_error_matches_a_hand_computation() {
+        let (m, se) = mean_and_standard_error(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(m, 2.5);
+        // sample variance 5/3, se = sqrt(5/3 / 4)
+        assert!((se - (5.0f64 / 12.0).sqrt()).abs() < 1e-15);
+        assert!(mean_and_standard_error(&[]).1.is_infinite());
+    }
+
+    #[test]
+    fn validation_refuses_unusable_parameters() {
+        ScoreRule::default().validate().unwrap();
+        let bad = ScoreRule {
+            confidence_z: f64::NAN,
+            ..ScoreRule::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = ScoreRule {
+            max_global_harm: -1.0,
+            ..ScoreRule::default()
+        };
+        assert!(bad.validate().is_err());
     }
 }

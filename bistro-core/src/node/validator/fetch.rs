@@ -2,6 +2,7 @@
 //! anything touches the model.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,7 +12,12 @@ use crate::digest::Digest;
 use crate::identity::PublicKey;
 use crate::node::fingerprint::{fingerprint, millis};
 use crate::node::rejection::Rejection;
-use crate::storage::keys::latest_delta;
+use crate::node::sealing::open_upload;
+use crate::node::similarity::Sketch;
+use crate::seal::max_sealed_len;
+
+use super::snapshot::Pin;
+use crate::storage::keys::{DeltaObject, latest_delta, parse_delta_key};
 use crate::storage::{Bucket, BucketCommitment, open_bucket};
 
 /// A delta that passed every check that does not need the model.
@@ -24,6 +30,8 @@ pub struct Candidate {
     pub digest: Digest,
     /// Its content fingerprint (for copy detection).
     pub fingerprint: Digest,
+    /// Its sketch (for copy detection across rounds).
+    pub sketch: Sketch,
     /// Its storage timestamp.
     pub uploaded: SystemTime,
     /// Time spent downloading.
@@ -42,11 +50,16 @@ pub struct Expectation<'a> {
     pub master: Digest,
     /// Deltas with a block in this range belong to the round.
     pub blocks: std::ops::RangeInclusive<u64>,
-    /// The latest acceptable storage timestamp.
+    /// The latest acceptable storage timestamp (used only without a snapshot).
     pub upload_deadline: SystemTime,
+    /// What the deadline snapshot pinned for this uid, if one was taken
+    /// before the reveal block: `Some(None)` when it found nothing.
+    pub pinned: Option<Option<&'a Pin>>,
+    /// The beacon rounds a sealed upload may be sealed to (`node::sealing`).
+    pub seal_rounds: &'a RangeInclusive<u64>,
     /// Caps for the reader.
     pub limits: &'a Limits,
-    /// Where to put the download.
+    /// Where to put the opened delta (the sealed download goes beside it).
     pub dest: &'a Path,
 }
 
@@ -57,7 +70,7 @@ pub struct BucketCache {
 }
 
 impl BucketCache {
-    fn get(&mut self, raw: Vec<u8>) -> Result<&dyn Bucket, Rejection> {
+    pub(super) fn get(&mut self, raw: Vec<u8>) -> Result<&dyn Bucket, Rejection> {
         if !self.open.contains_key(&raw) {
             let commitment = BucketCommitment::parse(&raw)
                 .map_err(|e| Rejection::BadCommitment(e.to_string()))?;
@@ -83,17 +96,40 @@ pub fn fetch_candidate(
         .map_err(|e| Rejection::Unreachable(format!("chain: {e}")))?
         .ok_or(Rejection::NoCommitment)?;
     let bucket = buckets.get(raw)?;
-    let found = latest_delta(bucket, &expect.hotkey, expect.blocks.clone())
-        .map_err(|e| Rejection::Unreachable(e.to_string()))?
-        .ok_or(Rejection::NoDelta)?;
+    let found = match expect.pinned {
+        // Only what was there at the deadline counts.
+        Some(Some(pin)) => DeltaObject {
+            block: parse_delta_key(&pin.key)
+                .map(|(_, block)| block)
+                .ok_or_else(|| {
+                    Rejection::Corrupt(format!("pinned key {} does not parse", pin.key))
+                })?,
+            info: pin.info(),
+        },
+        Some(None) => {
+            let now = latest_delta(bucket, &expect.hotkey, expect.blocks.clone())
+                .map_err(|e| Rejection::Unreachable(e.to_string()))?;
+            return Err(match now {
+                Some(found) => Rejection::Late(format!(
+                    "{} was not in the bucket when the validator listed it at the deadline",
+                    found.info.key
+                )),
+                None => Rejection::NoDelta,
+            });
+        }
+        None => latest_delta(bucket, &expect.hotkey, expect.blocks.clone())
+            .map_err(|e| Rejection::Unreachable(e.to_string()))?
+            .ok_or(Rejection::NoDelta)?,
+    };
     let info = &found.info;
-    if info.size > expect.limits.max_file_size {
+    let max_sealed = max_sealed_len(expect.limits.max_file_size);
+    if info.size > max_sealed {
         return Err(Rejection::TooLarge(format!(
-            "{} is {} bytes; the cap for this model is {}",
-            info.key, info.size, expect.limits.max_file_size
+            "{} is {} bytes; the cap for this model is {max_sealed}",
+            info.key, info.size
         )));
     }
-    if info.last_modified > expect.upload_deadline {
+    if expect.pinned.is_none() && info.last_modified > expect.upload_deadline {
         let late = info
             .last_modified
             .duration_since(expect.upload_deadline)
@@ -105,16 +141,26 @@ pub fn fetch_candidate(
         )));
     }
     let started = Instant::now();
+    let sealed = expect.dest.with_extension("sealed");
     let stored = bucket
-        .get_to_file(&info.key, expect.dest, expect.limits.max_file_size)
+        .get_to_file(&info.key, &sealed, max_sealed)
         .map_err(|e| Rejection::from_delta_error(&e))?;
     let download = started.elapsed();
-    if millis(stored.last_modified) != millis(info.last_modified) {
+    if millis(stored.last_modified) != millis(info.last_modified) || stored.size != info.size {
         return Err(Rejection::Late(format!(
-            "{} was replaced while the validator read it",
+            "{} was replaced after the validator listed it",
             info.key
         )));
     }
+    let opened = open_upload(
+        chain,
+        expect.seal_rounds,
+        &sealed,
+        expect.dest,
+        expect.limits.max_file_size,
+    );
+    let _ = std::fs::remove_file(&sealed);
+    opened?;
     let delta =
         open_file(expect.dest, expect.limits).map_err(|e| Rejection::from_delta_error(&e))?;
     let reader = delta.reader();
@@ -146,7 +192,9 @@ pub fn fetch_candidate(
         .map_err(|e| Rejection::NonFinite(e.to_string()))?;
     let digest = reader.digest();
     let fingerprint = fingerprint(&reader);
+    let sketch = Sketch::of_delta(&reader).map_err(|e| Rejection::from_delta_error(&e))?;
     Ok(Candidate {
+        sketch,
         key: info.key.clone(),
         digest,
         fingerprint,

@@ -5,14 +5,18 @@
 //! 1. for each uid, find its newest delta for the round in its bucket,
 //!    download it and check everything that needs no model: size, storage
 //!    time, format and digest, base revision and block, author, signature,
-//!    finite values (the `fetch` module); then reject later copies of the same content;
+//!    finite values (the `fetch` module); sketch it; then reject copies:
+//!    later uploads of the same content this round, and deltas mostly
+//!    explained by earlier rounds' sketches (the `similarity` module);
 //! 2. draw the pages with the hash of block `b + D`; measure the master on
-//!    the global pages once;
-//! 3. for each admitted delta: apply it in place, measure local and global
-//!    losses, undo it, and check the master is back bit for bit; score it and
+//!    each global page once;
+//! 3. for each admitted delta: apply it in place, measure the loss of every
+//!    local and global page, undo it, and check the master is back bit for
+//!    bit; score the paired per-page differences (`score::ScoreRule`) and
 //!    fold the score into the uid's average (rejections score 0);
 //! 4. merge the mergeable deltas (their mean) into a candidate master and
-//!    publish it if it beats the master on the global pages;
+//!    publish it if it beats the master on the global pages; record the
+//!    master's change as a sketch;
 //! 5. set weights when the interval has passed; upload the round's log and
 //!    the state.
 //!
@@ -21,6 +25,7 @@
 
 mod fetch;
 mod report;
+mod snapshot;
 mod state;
 
 use std::path::PathBuf;
@@ -29,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use fetch::{BucketCache, Candidate, Expectation, fetch_candidate};
 pub use report::{RoundReport, RoundRow};
+pub use snapshot::{Pin, Snapshot};
 pub use state::{VALIDATOR_STATE_VERSION, ValidatorState};
 
 use super::log::{EvalLog, EvalRecord, Timings};
@@ -36,16 +42,18 @@ use super::master::{LocalMaster, fetch_master, publish_model};
 use super::miner::check_dataset;
 use super::params::SubnetParams;
 use super::rejection::Rejection;
+use super::sealing::accepted_rounds;
+use super::similarity::{Sketch, SketchEntry, SketchSource, SketchStore};
 use crate::chain::{Chain, Metagraph};
 use crate::codec::Limits;
-use crate::data::{Batch, PageSource};
+use crate::data::{PageSource, PagedBatch};
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, PublicKey};
 use crate::model::delta::{Backup, apply_permanently, apply_with_backup};
 use crate::model::{Config, Device, Model};
 use crate::pages::{global_pages, local_pages};
-use crate::score::{Evaluation, LossPair};
-use crate::storage::keys::{eval_log_key, validator_state_key};
+use crate::score::{Evaluation, PageLosses};
+use crate::storage::keys::{eval_log_key, latest_delta, validator_state_key};
 use crate::storage::{Bucket, BucketCommitment};
 
 /// How a validator runs.
@@ -80,7 +88,19 @@ pub struct Validator {
     master: LocalMaster,
     state: ValidatorState,
     log: EvalLog,
+    sketches: SketchStore,
     buckets: BucketCache,
+}
+
+/// What every evaluation of one round shares: the deadline, the reveal
+/// block and hash, the global pages and the master's losses on them.
+struct RoundPages {
+    deadline: u64,
+    reveal_block: u64,
+    reveal_hash: [u8; 32],
+    global_ids: Vec<u64>,
+    global: PagedBatch,
+    master_global: Vec<f64>,
 }
 
 /// A uid to judge this round, and what phase one found.
@@ -88,6 +108,8 @@ struct Judged {
     uid: u16,
     hotkey: PublicKey,
     fetched: std::result::Result<Candidate, Rejection>,
+    /// The share of the delta earlier rounds' deltas explain, when computed.
+    explained: Option<f64>,
 }
 
 impl Validator {
@@ -111,6 +133,7 @@ impl Validator {
             None => ValidatorState::new(config.params.ema_alpha)?,
         };
         let log = EvalLog::open(work.join("evals"))?;
+        let sketches = SketchStore::open(work.join("sketches"))?;
         let masters = work.join("masters");
         let master = match fetch_master(bucket.as_ref(), &masters, &config.model)? {
             Some(master) => master,
@@ -138,6 +161,7 @@ impl Validator {
             master,
             state,
             log,
+            sketches,
             buckets: BucketCache::default(),
         })
     }
@@ -230,36 +254,39 @@ impl Validator {
             .map(|n| (n.uid, n.hotkey))
             .collect();
         self.state.averages.retain_registered(&registered);
+        if self.state.snapshot.as_ref().map(|s| s.deadline) != Some(deadline) {
+            self.snapshot(deadline)?;
+        }
         let judged = self.phase_one(&metagraph, deadline, upload_deadline)?;
 
         // Phase two: the pages, then every admitted delta on the model.
         let reveal_block = params.reveal_block(deadline);
         let reveal_hash = self.reveal_hash(reveal_block)?;
         let global_ids = global_pages(&params.pages, deadline, &reveal_hash, params.global_pages)?;
-        let global_batch = self.data.batch(&global_ids, params.seq_len)?;
-        let master_global = self.model.loss(&global_batch)?;
+        let global = self.data.paged_batch(&global_ids, params.seq_len)?;
+        let master_global = page_losses(&self.model, &global)?;
+        let round = RoundPages {
+            deadline,
+            reveal_block,
+            reveal_hash,
+            global_ids,
+            global,
+            master_global,
+        };
+        let master_global = mean(&round.master_global);
         let master_before = self.master.revision();
         let mut rows = Vec::new();
         let mut mergeable = Vec::new();
         for judged in judged {
-            let record = self.judge(
-                judged,
-                deadline,
-                reveal_block,
-                &reveal_hash,
-                &global_ids,
-                &global_batch,
-                master_global,
-            )?;
-            if record.1 {
-                mergeable.push(record.0.uid);
+            let (row, can_merge) = self.judge(judged, &round)?;
+            if can_merge {
+                mergeable.push(row.uid);
             }
-            rows.push(record.0);
+            rows.push(row);
         }
 
         // Phase three: merge, weights, publish the log and state.
-        let merged_global_loss =
-            self.merge(&mut mergeable, deadline, &global_batch, master_global)?;
+        let merged_global_loss = self.merge(&mut mergeable, &round, master_global)?;
         for row in rows.iter_mut() {
             row.merged = mergeable.contains(&row.uid);
         }
@@ -278,6 +305,53 @@ impl Validator {
             weights,
             weights_error,
         })
+    }
+
+    /// Lists every uid's bucket and pins its newest delta for the round at
+    /// `deadline` (key, size, storage timestamp): the *deadline snapshot*.
+    /// Call it as soon as block `deadline` exists; [`run_round`](Self::run_round)
+    /// takes it itself when it was not taken. Only pinned objects are judged
+    /// when the listing completed before the reveal block existed; a uid
+    /// whose bucket could not be listed is not pinned.
+    pub fn snapshot(&mut self, deadline: u64) -> Result<&Snapshot> {
+        let params = self.config.params.clone();
+        let metagraph = self.chain.metagraph(params.netuid)?;
+        let blocks = self.round_blocks(deadline);
+        let mut pins = std::collections::BTreeMap::new();
+        for (uid, hotkey) in self.select_uids(&metagraph, deadline) {
+            let Ok(Some(raw)) = self.chain.commitment(params.netuid, &hotkey) else {
+                continue;
+            };
+            let Ok(bucket) = self.buckets.get(raw) else {
+                continue;
+            };
+            if let Ok(Some(found)) = latest_delta(bucket, &hotkey, blocks.clone()) {
+                pins.insert(uid, Pin::of(hotkey, &found.info));
+            }
+        }
+        let before_reveal = self
+            .chain
+            .block_hash(params.reveal_block(deadline))?
+            .is_none();
+        self.state.snapshot = Some(Snapshot {
+            deadline,
+            before_reveal,
+            pins,
+        });
+        self.state.save(&self.config.work_dir.join("state.json"))?;
+        self.state
+            .snapshot
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("snapshot".into()))
+    }
+
+    /// The blocks an upload's key may name to count for `deadline`: this
+    /// round's, from the previous deadline to the block before this one
+    /// (`SubnetParams::deadline_after` of each is `deadline`), and not
+    /// before the master was published. An upload counts for one round only.
+    fn round_blocks(&self, deadline: u64) -> std::ops::RangeInclusive<u64> {
+        let round_start = deadline.saturating_sub(self.config.params.round_blocks);
+        round_start.max(self.master.pointer.block)..=deadline.saturating_sub(1)
     }
 
     /// The uids to judge: every registered uid but this validator's, least
@@ -319,42 +393,93 @@ impl Validator {
     ) -> Result<Vec<Judged>> {
         let params = &self.config.params;
         let limits = Limits::for_model(self.config.model.parameter_count());
-        let first_block = self.master.pointer.block;
+        let blocks = self.round_blocks(deadline);
         let downloads = self.config.work_dir.join("deltas");
         std::fs::create_dir_all(&downloads).map_err(|e| Error::io(&downloads, e))?;
         let mut judged = Vec::new();
+        // Every sealed upload must open with a pulse in this window; it is
+        // known once the reveal block exists.
+        let reveal_block = params.reveal_block(deadline);
+        self.reveal_hash(reveal_block)?;
+        let seal_rounds = accepted_rounds(self.chain.as_ref(), params, deadline)?
+            .ok_or_else(|| Error::Chain(format!("no beacon round at block {reveal_block}")))?;
+        let snapshot = self
+            .state
+            .snapshot
+            .clone()
+            .filter(|s| s.deadline == deadline && s.before_reveal);
         for (uid, hotkey) in self.select_uids(metagraph, deadline) {
             let dest = downloads.join(format!("uid-{uid}.delta"));
+            let pinned = snapshot
+                .as_ref()
+                .map(|s| s.pins.get(&uid).filter(|p| p.hotkey == hotkey));
             let expect = Expectation {
                 netuid: params.netuid,
                 uid,
                 hotkey,
                 master: self.master.revision(),
-                blocks: first_block..=deadline,
+                blocks: blocks.clone(),
                 upload_deadline,
+                pinned,
+                seal_rounds: &seal_rounds,
                 limits: &limits,
                 dest: &dest,
             };
             let fetched = fetch_candidate(self.chain.as_ref(), &mut self.buckets, &expect);
             if let Ok(c) = &fetched {
                 self.state.copies.record(c.fingerprint, hotkey, c.uploaded);
+                // Kept for later rounds' copy checks, whatever this one decides.
+                self.sketches.append(&SketchEntry {
+                    deadline,
+                    source: SketchSource::Delta { uid, hotkey },
+                    sketch: c.sketch.clone(),
+                })?;
             }
             judged.push(Judged {
                 uid,
                 hotkey,
                 fetched,
+                explained: None,
             });
         }
+        // Copies of this round (same content) and of earlier rounds (scaled,
+        // perturbed or summed: explained by earlier sketches).
+        let rule = params.similarity;
+        let window = rule.window_rounds.saturating_mul(params.round_blocks);
+        let history = self
+            .sketches
+            .load(deadline.saturating_sub(window)..deadline)?;
         for j in judged.iter_mut() {
-            if let Ok(c) = &j.fetched
-                && let Some(first) = self.state.copies.original_of(&c.fingerprint, &j.hotkey)
-            {
+            let Ok(c) = &j.fetched else { continue };
+            if let Some(first) = self.state.copies.original_of(&c.fingerprint, &j.hotkey) {
                 j.fetched = Err(Rejection::Copy(format!(
                     "the same content was uploaded earlier by {}",
                     first.hotkey
                 )));
+                continue;
+            }
+            let explanation = history.explain(&c.sketch, rule.max_explained);
+            j.explained = Some(explanation.explained);
+            if explanation.explained > rule.max_explained {
+                let sources: Vec<String> = explanation
+                    .used
+                    .iter()
+                    .take(3)
+                    .map(|(d, source)| match source {
+                        SketchSource::Delta { uid, .. } => format!("uid {uid} at {d}"),
+                        SketchSource::Master => format!("the master's change at {d}"),
+                    })
+                    .collect();
+                j.fetched = Err(Rejection::Copy(format!(
+                    "{:.1} % of it is earlier deltas ({}), more than the {:.1} % allowed",
+                    100.0 * explanation.explained,
+                    sources.join(", "),
+                    100.0 * rule.max_explained
+                )));
             }
         }
+        self.sketches
+            .prune(deadline.saturating_sub(window.saturating_add(params.round_blocks)))?;
         Ok(judged)
     }
 
@@ -373,46 +498,40 @@ impl Validator {
 
     /// Evaluates (or records the rejection of) one uid; returns its row and
     /// whether its delta is mergeable.
-    #[allow(clippy::too_many_arguments)]
-    fn judge(
-        &mut self,
-        judged: Judged,
-        deadline: u64,
-        reveal_block: u64,
-        reveal_hash: &[u8; 32],
-        global_ids: &[u64],
-        global_batch: &Batch,
-        master_global: f64,
-    ) -> Result<(RoundRow, bool)> {
+    fn judge(&mut self, judged: Judged, round: &RoundPages) -> Result<(RoundRow, bool)> {
         let params = self.config.params.clone();
         let Judged {
             uid,
             hotkey,
             fetched,
+            explained,
         } = judged;
         let local_ids = local_pages(
             &params.pages,
             uid,
-            deadline,
-            reveal_hash,
+            round.deadline,
+            &round.reveal_hash,
             params.local_pages,
         )?;
         let mut record = EvalRecord {
             validator: self.hotkey(),
-            deadline,
-            reveal_block,
-            reveal_hash: crate::digest::Digest(*reveal_hash).to_hex(),
+            deadline: round.deadline,
+            reveal_block: round.reveal_block,
+            reveal_hash: crate::digest::Digest(round.reveal_hash).to_hex(),
             master_revision: self.master.revision(),
             uid,
             hotkey,
             delta_key: None,
             delta_digest: None,
             local_pages: local_ids.clone(),
-            global_pages: global_ids.to_vec(),
+            global_pages: round.global_ids.clone(),
+            explained,
             evaluation: None,
             verdict: None,
             local_gain: None,
             global_gain: None,
+            specific_gain: None,
+            specific_se: None,
             rejection: None,
             score: 0.0,
             average: 0.0,
@@ -427,26 +546,20 @@ impl Validator {
                 record.delta_key = Some(candidate.key.clone());
                 record.delta_digest = Some(candidate.digest);
                 record.timings_ms.download = candidate.download.as_millis() as u64;
-                let local_batch = self.data.batch(&local_ids, params.seq_len)?;
-                self.evaluate(
-                    &candidate,
-                    &local_batch,
-                    global_batch,
-                    master_global,
-                    &mut record,
-                )
+                let local = self.data.paged_batch(&local_ids, params.seq_len)?;
+                self.evaluate(&candidate, &local, round, &mut record)
             }
         };
         match outcome {
             Ok(evaluation) => {
                 let verdict = params.rule.judge(&evaluation);
+                let finite = |x: f64| x.is_finite().then_some(x);
                 record.evaluation = Some(evaluation);
                 record.verdict = Some(verdict.reason);
-                record.local_gain = verdict.local_gain.is_finite().then_some(verdict.local_gain);
-                record.global_gain = verdict
-                    .global_gain
-                    .is_finite()
-                    .then_some(verdict.global_gain);
+                record.local_gain = finite(verdict.local_gain);
+                record.global_gain = finite(verdict.global_gain);
+                record.specific_gain = finite(verdict.specific_gain);
+                record.specific_se = finite(verdict.specific_se);
                 record.score = verdict.score;
                 record.mergeable = verdict.mergeable;
             }
@@ -454,7 +567,7 @@ impl Validator {
         }
         self.state
             .averages
-            .record(uid, hotkey, deadline, record.score)?;
+            .record(uid, hotkey, round.deadline, record.score)?;
         record.average = self.state.averages.get(uid).map_or(0.0, |r| r.average);
         self.log.append(&record)?;
         self.state.save(&self.config.work_dir.join("state.json"))?;
@@ -472,6 +585,9 @@ impl Validator {
             outcome,
             local_gain: record.local_gain,
             global_gain: record.global_gain,
+            specific_gain: record.specific_gain,
+            specific_se: record.specific_se,
+            explained: record.explained,
             score: record.score,
             average: record.average,
             merged: false,
@@ -479,18 +595,17 @@ impl Validator {
         Ok((row, record.mergeable))
     }
 
-    /// Applies the candidate, measures, undoes, and checks the master is
-    /// back bit for bit (a mismatch is an error: the validator stops rather
-    /// than judge on a damaged master).
+    /// Applies the candidate, measures every page, undoes, and checks the
+    /// master is back bit for bit (a mismatch reloads the master: the
+    /// validator never judges on a damaged master).
     fn evaluate(
         &mut self,
         candidate: &Candidate,
-        local_batch: &Batch,
-        global_batch: &Batch,
-        master_global: f64,
+        local: &PagedBatch,
+        round: &RoundPages,
         record: &mut EvalRecord,
     ) -> std::result::Result<Evaluation, Rejection> {
-        let master_local = self.model.loss(local_batch).map_err(internal)?;
+        let master_local = page_losses(&self.model, local).map_err(internal)?;
         let started = Instant::now();
         let reader = candidate.delta.reader();
         let backup = Backup::Checkpoint(&self.master.checkpoint);
@@ -501,8 +616,8 @@ impl Validator {
             })?;
         record.timings_ms.apply = started.elapsed().as_millis() as u64;
         let started = Instant::now();
-        let with_local = loss_or_nan(&self.model, local_batch);
-        let with_global = loss_or_nan(&self.model, global_batch);
+        let with_local = page_losses_or_nan(&self.model, local);
+        let with_global = page_losses_or_nan(&self.model, &round.global);
         record.timings_ms.eval = started.elapsed().as_millis() as u64;
         let started = Instant::now();
         let undone = applied.undo(&mut self.model);
@@ -517,12 +632,12 @@ impl Validator {
             }
         }
         Ok(Evaluation {
-            local: LossPair {
+            local: PageLosses {
                 master: master_local,
                 with_delta: with_local,
             },
-            global: LossPair {
-                master: master_global,
+            global: PageLosses {
+                master: round.master_global.clone(),
                 with_delta: with_global,
             },
         })
@@ -530,12 +645,13 @@ impl Validator {
 
     /// Merges the mergeable deltas' mean into a candidate master; publishes
     /// it when it beats the master on the round's global pages, otherwise
-    /// reloads the master. Keeps in `mergeable` the uids that went in.
+    /// reloads the master. Keeps in `mergeable` the uids that went in, and
+    /// records the master's change as a sketch (the mean of the merged
+    /// deltas' sketches: the sketch is linear) for later copy checks.
     fn merge(
         &mut self,
         mergeable: &mut Vec<u16>,
-        deadline: u64,
-        global_batch: &Batch,
+        round: &RoundPages,
         master_global: f64,
     ) -> Result<Option<f64>> {
         if mergeable.is_empty() {
@@ -553,18 +669,38 @@ impl Validator {
                 break;
             }
         }
+        // The master's change: the sketch is linear, so it is the same mean
+        // of the merged deltas' sketches (stored in phase one).
+        let mut change = Sketch::zero();
+        for entry in self
+            .sketches
+            .load(round.deadline..round.deadline + 1)?
+            .entries
+        {
+            if let SketchSource::Delta { uid, .. } = entry.source
+                && mergeable.contains(&uid)
+            {
+                change.add_scaled(&entry.sketch, alpha);
+            }
+        }
         let merged = match merged_ok {
-            Ok(()) => loss_or_nan(&self.model, global_batch),
-            Err(_) => f64::NAN,
+            Ok(()) => page_losses_or_nan(&self.model, &round.global),
+            Err(_) => vec![f64::NAN],
         };
+        let merged = mean(&merged);
         if merged < master_global {
-            let block = self.chain.block()?.number.max(deadline);
+            let block = self.chain.block()?.number.max(round.deadline);
             self.master = publish_model(
                 &self.model,
                 self.bucket.as_ref(),
                 &self.config.work_dir.join("masters"),
                 block,
             )?;
+            self.sketches.append(&SketchEntry {
+                deadline: round.deadline,
+                source: SketchSource::Master,
+                sketch: change,
+            })?;
             self.state.copies.clear();
             self.state.copies_master = self.master.revision();
         } else {
@@ -625,8 +761,25 @@ fn load_for_eval(master: &LocalMaster, config: &ValidatorConfig) -> Result<Model
     Ok(model)
 }
 
-fn loss_or_nan(model: &Model, batch: &Batch) -> f64 {
-    model.loss(batch).unwrap_or(f64::NAN)
+/// The mean loss of each page of `paged` under `model`.
+fn page_losses(model: &Model, paged: &PagedBatch) -> Result<Vec<f64>> {
+    let rows: Vec<(f64, usize)> = model
+        .row_losses(&paged.batch)?
+        .into_iter()
+        .map(|r| (r.sum, r.count))
+        .collect();
+    paged.page_means(&rows)
+}
+
+/// [`page_losses`], with NaN for every page when the model cannot give a
+/// finite loss (a delta that blows the model up scores `non_finite_loss`).
+fn page_losses_or_nan(model: &Model, paged: &PagedBatch) -> Vec<f64> {
+    page_losses(model, paged).unwrap_or_else(|_| vec![f64::NAN; paged.rows_per_page.len()])
+}
+
+/// The mean of `xs` (NaN for none).
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
 }
 
 fn internal(e: Error) -> Rejection {

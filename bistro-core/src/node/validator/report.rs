@@ -18,6 +18,13 @@ pub struct RoundRow {
     pub local_gain: Option<f64>,
     /// Relative gain on global pages, when evaluated.
     pub global_gain: Option<f64>,
+    /// `local_gain - global_gain` (what is paid when it is confidently
+    /// positive), when evaluated.
+    pub specific_gain: Option<f64>,
+    /// Its standard error, measured from the per-page spreads.
+    pub specific_se: Option<f64>,
+    /// Share of the delta explained by earlier rounds' deltas, when read.
+    pub explained: Option<f64>,
     /// This round's score.
     pub score: f64,
     /// The moving average after this round.

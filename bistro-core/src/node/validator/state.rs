@@ -30,6 +30,9 @@ pub struct ValidatorState {
     pub last_weights_block: Option<u64>,
     /// The latest deadline judged (completely or in part).
     pub last_deadline: Option<u64>,
+    /// The deadline snapshot of the round being judged, if one was taken.
+    #[serde(default)]
+    pub snapshot: Option<super::snapshot::Snapshot>,
 }
 
 impl ValidatorState {
@@ -42,6 +45,7 @@ impl ValidatorState {
             copies_master: Digest::ZERO,
             last_weights_block: None,
             last_deadline: None,
+            snapshot: None,
         })
     }
 
