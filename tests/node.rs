@@ -440,7 +440,7 @@ fn a_scaled_or_perturbed_copy_of_an_earlier_round_is_a_copy() {
     let nudged = pattern(1);
     let noise = pattern(99);
     net.upload_with(&validator, 3, nudger, block, None, move |t, j| {
-        nudged(t, j) * (1.0 + 1e-3) + 0.1 * noise(t, j)
+        nudged(t, j) * (1.0 + 1e-3) + 0.03 * noise(t, j)
     });
     net.upload_with(&validator, 4, independent, block, None, pattern(4));
     let second = net.close_round();

@@ -24,9 +24,11 @@ pub enum Behaviour {
     /// sealed delta with a flipped byte, one with a NaN (re-digested,
     /// signed and sealed), one signed by another key, an unsealed delta.
     Corrupt,
-    /// Trains honestly on its window, then adds the honest miners' newest
-    /// deltas it can read (sealed deltas of this round cannot be read, so
-    /// those of earlier rounds) before uploading.
+    /// Uploads the sum of the honest miners' newest deltas it can read as
+    /// its own (sealed deltas of this round cannot be read, so those of
+    /// earlier rounds). One that also trains honestly and adds them is paid
+    /// what its own work earns: the stacked part is general improvement,
+    /// which the rule does not pay (`docs/incentive.md`).
     FreeRider,
     /// Re-uploads the first honest miner's newest readable delta with every
     /// value times `1 + 1e-3`, re-signed against the current master.

@@ -259,40 +259,35 @@ impl Participant {
         ))
     }
 
-    /// Trains honestly on its own window, then adds every honest miner's
-    /// newest readable delta.
+    /// Uploads the sum of every honest miner's newest readable delta as its own.
     fn free_ride(&mut self, ctx: &RoundContext<'_>) -> Result<String> {
-        let mut stolen = Vec::new();
+        let mut stolen: Option<Vec<Values>> = None;
+        let mut count = 0;
         for victim in ctx.honest {
-            if let Some(d) = self.newest_readable(ctx, victim)? {
-                stolen.push(d);
-            }
-        }
-        if stolen.is_empty() {
-            return Ok("nothing readable to add yet: uploads nothing".into());
-        }
-        let epoch = ctx.params.pages.epoch_of(ctx.deadline);
-        let mine = window(&ctx.params.pages, self.uid, epoch)?.to_vec();
-        let mut rng = SplitMix(ctx.round ^ u64::from(self.uid) << 32);
-        let mut delta = self.train_delta(ctx, |_| {
-            (0..2)
-                .map(|_| mine[(rng.next_u64() % mine.len() as u64) as usize])
-                .collect()
-        })?;
-        for other in &stolen {
-            for (t, o) in delta.iter_mut().zip(other) {
-                if t.name == o.name && t.values.len() == o.values.len() {
-                    t.values
-                        .iter_mut()
-                        .zip(&o.values)
-                        .for_each(|(v, x)| *v += x);
+            let Some(other) = self.newest_readable(ctx, victim)? else {
+                continue;
+            };
+            count += 1;
+            match stolen.as_mut() {
+                None => stolen = Some(other),
+                Some(sum) => {
+                    for (t, o) in sum.iter_mut().zip(&other) {
+                        if t.name == o.name && t.values.len() == o.values.len() {
+                            t.values
+                                .iter_mut()
+                                .zip(&o.values)
+                                .for_each(|(v, x)| *v += x);
+                        }
+                    }
                 }
             }
         }
+        let Some(delta) = stolen else {
+            return Ok("nothing readable to add yet: uploads nothing".into());
+        };
         let up = self.upload_tensors(ctx, &delta)?;
         Ok(format!(
-            "trained on its window and added {} honest deltas ({} bytes)",
-            stolen.len(),
+            "uploaded the sum of {count} honest deltas as its own ({} bytes)",
             up.size
         ))
     }

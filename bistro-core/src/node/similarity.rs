@@ -53,7 +53,7 @@ pub struct SimilarityRule {
 impl Default for SimilarityRule {
     fn default() -> Self {
         SimilarityRule {
-            max_explained: 0.5,
+            max_explained: 0.99,
             window_rounds: 8,
         }
     }
