@@ -20,6 +20,8 @@
 //!   hotkey must be registered (`Uids`), and a subnet with
 //!   `CommitRevealWeightsEnabled` is refused with a clear error (bistro does
 //!   not implement commit-reveal).
+//! - **Beacon**: drand quicknet as the `Drand` pallet records it
+//!   (`BeaconConfig`, `Pulses`, `LastStoredRound`; see `drand`).
 //! - **Transactions** are signed by the hotkey (sr25519), mortal for 64
 //!   blocks, with no tip, and watched until they are in a block (or
 //!   finalized, see [`WaitFor`]); a failed dispatch is an [`Error::Chain`]
@@ -38,11 +40,12 @@ use subxt::rpcs::methods::legacy::NumberOrHex;
 use subxt::tx::TransactionStatus;
 
 use crate::chain::network::Network;
-use crate::chain::{Block, Chain, Metagraph, Signer, commit_reveal_error};
+use crate::chain::{BeaconKey, Block, Chain, Metagraph, Pulse, Signer, commit_reveal_error};
 use crate::error::{Error, Result};
 use crate::identity::PublicKey;
 
 pub mod calls;
+mod drand;
 mod errors;
 mod metagraph;
 mod sign;
@@ -450,6 +453,18 @@ impl Chain for Subtensor {
 
     fn block_time(&self) -> Duration {
         BLOCK_TIME
+    }
+
+    fn beacon(&self) -> Result<Option<BeaconKey>> {
+        self.drand_beacon()
+    }
+
+    fn pulse(&self, round: u64) -> Result<Option<Pulse>> {
+        self.drand_pulse(round)
+    }
+
+    fn beacon_round_at(&self, block: u64) -> Result<Option<u64>> {
+        self.drand_round_at(block)
     }
 }
 
