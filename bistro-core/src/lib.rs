@@ -46,6 +46,9 @@
 //!   used directly to classify transport errors for retries, to pin ranged
 //!   downloads with `If-Match`, and to parse listings read through a byte cap.
 #![warn(missing_docs)]
+// docs.rs builds with every feature and `--cfg docsrs`: label each item
+// with the features it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod chain;
 pub mod codec;
@@ -57,13 +60,20 @@ pub mod node;
 pub mod pages;
 pub mod score;
 pub mod storage;
+pub mod util;
 
 #[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod model;
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use identity::{PublicKey, Signature};
 
 #[cfg(feature = "sr25519")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sr25519")))]
 pub use identity::Keypair;
