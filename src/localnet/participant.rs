@@ -16,7 +16,7 @@ use bistro_core::node::SubnetParams;
 use bistro_core::node::master::LocalMaster;
 use bistro_core::node::miner::Miner;
 use bistro_core::node::sealing::{SealTarget, open_if_public, seal_target};
-use bistro_core::node::upload::{Uploaded, upload_delta};
+use bistro_core::node::upload::{DeltaFileWriter, Uploaded, upload_delta};
 use bistro_core::pages::{local_pages, window};
 use bistro_core::seal::{max_sealed_len, seal};
 use bistro_core::storage::keys::{delta_key, latest_delta};
@@ -303,29 +303,38 @@ impl Participant {
         Ok(target)
     }
 
-    /// Uploads crafted tensors (dense bf16) as its delta against the current master.
-    fn upload_tensors(&mut self, ctx: &RoundContext<'_>, tensors: &[Values]) -> Result<Uploaded> {
-        let header = self.header(ctx, ctx.master.revision());
+    /// Uploads a delta against the current master, its tensors written by
+    /// `fill`, signed and sealed as a miner does.
+    fn upload_filled(
+        &self,
+        ctx: &RoundContext<'_>,
+        fill: impl FnOnce(&mut DeltaFileWriter) -> Result<()>,
+    ) -> Result<Uploaded> {
         upload_delta(
             self.bucket.as_ref(),
             &self.scratch,
             &self.keypair,
-            header,
+            self.header(ctx, ctx.master.revision()),
             &Self::limits(ctx),
             &Self::seal_for(ctx)?,
-            |w| {
-                for t in tensors {
-                    w.add_tensor(
-                        &t.name,
-                        &t.shape,
-                        &t.values,
-                        Encoding::Dense(DType::BF16),
-                        None,
-                    )?;
-                }
-                Ok(())
-            },
+            fill,
         )
+    }
+
+    /// Uploads crafted tensors (dense bf16) as its delta against the current master.
+    fn upload_tensors(&mut self, ctx: &RoundContext<'_>, tensors: &[Values]) -> Result<Uploaded> {
+        self.upload_filled(ctx, |w| {
+            for t in tensors {
+                w.add_tensor(
+                    &t.name,
+                    &t.shape,
+                    &t.values,
+                    Encoding::Dense(DType::BF16),
+                    None,
+                )?;
+            }
+            Ok(())
+        })
     }
 
     fn trainer(&mut self) -> Result<&mut Miner> {
@@ -353,17 +362,8 @@ impl Participant {
         ctx: &RoundContext<'_>,
         mut value: impl FnMut(&str, usize) -> f32,
     ) -> Result<String> {
-        let header = self.header(ctx, ctx.master.revision());
         let params = ctx.master.checkpoint.parameters();
-        let up = upload_delta(
-            self.bucket.as_ref(),
-            &self.scratch,
-            &self.keypair,
-            header,
-            &Self::limits(ctx),
-            &Self::seal_for(ctx)?,
-            |w| write_values(w, &params, &mut value),
-        )?;
+        let up = self.upload_filled(ctx, |w| write_values(w, &params, &mut value))?;
         Ok(format!("uploaded {} bytes", up.size))
     }
 
