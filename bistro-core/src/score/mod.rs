@@ -8,11 +8,15 @@
 //! [`MovingAverages`] keeps an exponential moving average per uid (only for
 //! uids that were evaluated) and turns the averages into weights.
 //!
+//! [`yuma`] computes Yuma consensus clipping as the chain does it: the
+//! consensus weight per miner and each validator's vtrust.
+//!
 //! Nothing here needs a model or a network: the rule is pure arithmetic on
 //! public numbers, so anyone holding the evaluation log can recompute it.
 
 mod averages;
 mod rule;
+pub mod yuma;
 
 pub use averages::{MovingAverages, STATE_VERSION, UidRecord};
 pub use rule::{
