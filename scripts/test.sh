@@ -25,6 +25,8 @@ export BISTRO_REQUIRE_HF=1
 step "provisioning test tools (moto S3 server)"
 scripts/setup-test-tools.sh
 export PATH="$PWD/.deps/venv/bin:$PATH"
+# The commit-reveal interop tests fail (not skip) without bittensor-drand.
+export BISTRO_REQUIRE_DRAND=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -166,6 +166,8 @@ fn registration_permits_and_the_metagraph() {
 fn weights_follow_subtensors_rules() {
     let dir = tempfile::tempdir().unwrap();
     let chain = manual_chain(dir.path());
+    // Weights set directly (commit-reveal is tested below).
+    chain.set_commit_reveal(1, false).unwrap();
     let cold = key(500);
     chain.register(1, &key(0), &cold, 1000).unwrap(); // validator
     chain.register(1, &key(1), &cold, 0).unwrap(); // miner
@@ -242,12 +244,125 @@ fn weights_follow_subtensors_rules() {
         "HotKeyNotRegisteredInSubNet",
     );
 
-    // Commit-reveal subnets refuse plain weights, with an explanation.
+    // With commit-reveal on, weights are committed, not set at once.
     chain.set_commit_reveal(1, true).unwrap();
-    let err = chain.set_weights(1, &validator, &[1], &[1], 0).unwrap_err();
-    assert!(err.to_string().contains("commit-reveal"), "{err}");
-    // A refused call changed nothing.
+    chain.set_weights(1, &validator, &[1], &[1], 9).unwrap();
     assert_eq!(chain.weights(1).unwrap()[0].weights.version_key, 8);
+    chain.advance_past_reveals().unwrap();
+    assert_eq!(chain.weights(1).unwrap()[0].weights.version_key, 9);
+}
+
+#[test]
+fn commit_reveal_hides_weights_until_the_reveal_block() {
+    use bistro_core::chain::commit_reveal::CommitStatus;
+    use bistro_core::chain::local::{LOCAL_TEMPO, local_reveal_round};
+
+    let dir = tempfile::tempdir().unwrap();
+    let chain = manual_chain(dir.path()); // commit-reveal is on by default
+    let cold = key(500);
+    chain.register(1, &key(0), &cold, 1000).unwrap();
+    chain.register(1, &key(1), &cold, 0).unwrap();
+    chain.register(1, &key(2), &cold, 0).unwrap();
+    chain.advance(10).unwrap();
+    let validator = Hotkey(key(0));
+    assert_eq!(chain.weights_commit(1, &key(0)).unwrap(), None);
+
+    chain
+        .set_weights(1, &validator, &[1, 2], &[65535, 100], 7)
+        .unwrap();
+    // Epoch (10 + 1 + 1) / (4 + 1) = 2; epoch 3 starts at 3 * 5 - 2 = 13.
+    assert_eq!(LOCAL_TEMPO, 4);
+    let round = local_reveal_round(10, 1);
+    assert_eq!(round, 13);
+    let report = chain.weights_commit(1, &key(0)).unwrap().unwrap();
+    assert_eq!(
+        (report.block, report.reveal_round, report.status.clone()),
+        (10, 13, CommitStatus::Pending)
+    );
+    assert!(chain.weights(1).unwrap().is_empty());
+    assert_eq!(
+        chain.metagraph(1).unwrap().neuron(0).unwrap().last_update,
+        0
+    );
+    chain.advance(2).unwrap();
+    assert!(chain.weights(1).unwrap().is_empty(), "block 12: not yet");
+
+    chain.advance(1).unwrap();
+    let rows = chain.weights(1).unwrap();
+    assert_eq!(
+        rows[0].weights,
+        WeightsSet {
+            uids: vec![1, 2],
+            values: vec![65535, 100],
+            version_key: 7,
+            block: 13
+        }
+    );
+    assert_eq!(
+        chain.metagraph(1).unwrap().neuron(0).unwrap().last_update,
+        13
+    );
+    assert_eq!(
+        chain.weights_commit(1, &key(0)).unwrap().unwrap().status,
+        CommitStatus::Revealed { block: 13 }
+    );
+
+    // Weights that set_weights would refuse are refused at commit time.
+    let err = chain
+        .set_weights(1, &validator, &[1, 1], &[1, 2], 0)
+        .unwrap_err();
+    assert!(err.to_string().contains("DuplicateUids"), "{err}");
+
+    // A commit whose checks fail at the reveal is dropped, as subtensor
+    // drops it, and the report says why; the old weights stay.
+    chain.set_weights(1, &validator, &[2], &[65535], 8).unwrap();
+    chain.set_stake(1, &key(0), 0).unwrap(); // loses its permit
+    chain.advance_past_reveals().unwrap();
+    let report = chain.weights_commit(1, &key(0)).unwrap().unwrap();
+    assert!(report.status.is_dropped(), "{report:?}");
+    assert!(format!("{:?}", report.status).contains("NeuronNoValidatorPermit"));
+    assert_eq!(chain.weights(1).unwrap()[0].weights.version_key, 7);
+
+    // At most MAX_UNREVEALED_COMMITS pending commits per hotkey.
+    chain.set_stake(1, &key(0), 1000).unwrap();
+    for i in 0..bistro_core::chain::local::MAX_UNREVEALED_COMMITS {
+        chain
+            .set_weights(1, &validator, &[1], &[1], i as u64)
+            .unwrap();
+    }
+    let err = chain
+        .set_weights(1, &validator, &[1], &[1], 99)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("TooManyUnrevealedCommits"),
+        "{err}"
+    );
+    chain.advance_past_reveals().unwrap();
+    assert_eq!(chain.weights(1).unwrap()[0].weights.version_key, 9);
+
+    // Another process sees the same reveals (they are derived from the state).
+    let other = LocalChain::open(dir.path()).unwrap();
+    assert_eq!(other.weights(1).unwrap(), chain.weights(1).unwrap());
+
+    // With feature `timelock` the commit on disk is a ciphertext to the
+    // chain's beacon: the weights are not in the state file.
+    #[cfg(feature = "timelock")]
+    {
+        chain.set_weights(1, &validator, &[2], &[4242], 77).unwrap();
+        let state = std::fs::read_to_string(dir.path().join("chain.json")).unwrap();
+        assert!(state.contains("\"sealed\":true"), "{state}");
+        let payload = bistro_core::chain::commit_reveal::WeightsTlockPayload {
+            hotkey: key(0).0.to_vec(),
+            uids: vec![2],
+            values: vec![4242],
+            version_key: 77,
+        }
+        .encode();
+        let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!state.contains(&hex));
+        chain.advance_past_reveals().unwrap();
+        assert_eq!(chain.weights(1).unwrap()[0].weights.version_key, 77);
+    }
 }
 
 #[test]

@@ -312,10 +312,14 @@ fn refusals_are_clear_errors() {
     let node = node_with(&pair.public());
     let chain = connect(&node);
 
-    // Commit-reveal: refused before anything is signed.
-    let err = chain.set_weights(2, &pair, &[0], &[1], 0).unwrap_err();
-    assert!(matches!(err, Error::Chain(_)), "{err}");
-    assert!(err.to_string().contains("commit-reveal"), "{err}");
+    // Commit-reveal without feature `timelock`: refused before anything is
+    // signed (with the feature it commits: `weights_are_committed_...`).
+    #[cfg(not(feature = "timelock"))]
+    {
+        let err = chain.set_weights(2, &pair, &[0], &[1], 0).unwrap_err();
+        assert!(matches!(err, Error::Chain(_)), "{err}");
+        assert!(err.to_string().contains("commit-reveal"), "{err}");
+    }
     // Not registered.
     let stranger = Keypair::from_seed([42; 32]).unwrap();
     let err = chain.set_weights(1, &stranger, &[0], &[1], 0).unwrap_err();
@@ -439,4 +443,135 @@ fn calls_from_inside_an_async_runtime_are_refused_not_panics() {
     let err = rt.block_on(async { chain.block() }).unwrap_err();
     assert!(matches!(err, Error::Unavailable(_)), "{err}");
     assert_eq!(chain.block().unwrap().number, 1000);
+}
+
+/// drand quicknet's published signature for round 1000.
+#[cfg(feature = "timelock")]
+const ROUND_1000_SIGNATURE: &str = "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63ed5e39";
+
+/// On a commit-reveal subnet `set_weights` commits timelocked weights with
+/// call 118; the ciphertext opens with quicknet's round-1000 pulse to the
+/// committer's hotkey and weights; `weights_commit` follows the reveal.
+///
+/// The node's `Drand.BeaconConfig` is quicknet's key with a period of 10^6
+/// seconds and a genesis 1000.5 periods ago, so that the reveal round bistro
+/// computes from the wall clock is 1000 (the one round whose pulse the test
+/// has) however long the test takes.
+#[cfg(feature = "timelock")]
+#[test]
+fn weights_are_committed_timelocked_and_their_reveal_followed() {
+    use bistro_core::chain::commit_reveal::{CommitStatus, WeightsTlockPayload};
+    use bistro_core::chain::{Chain, Pulse};
+
+    let pair = alice();
+    let node = node_with(&pair.public());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let period: u64 = 1_000_000;
+    let genesis = now - 1000 * period - period / 2;
+    let ty = node.storage_type("Drand", "BeaconConfig");
+    let mut config = node.zero(ty);
+    set_field(
+        &mut config,
+        "public_key",
+        Value::from_bytes(bistro_core::timelock::quicknet_key().0),
+    );
+    set_field(&mut config, "period", Value::u128(u128::from(period)));
+    set_field(
+        &mut config,
+        "genesis_time",
+        Value::u128(u128::from(genesis)),
+    );
+    node.put("Drand", "BeaconConfig", (), &config);
+    node.put("SubtensorModule", "Tempo", (2u16,), &Value::u128(360));
+    node.put(
+        "SubtensorModule",
+        "RevealPeriodEpochs",
+        (2u16,),
+        &Value::u128(1),
+    );
+    node.put(
+        "SubtensorModule",
+        "CommitRevealWeightsVersion",
+        (),
+        &Value::u128(4),
+    );
+    let chain = connect(&node);
+    assert_eq!(chain.weights_commit(2, &pair.public()).unwrap(), None);
+    chain
+        .set_weights(2, &pair, &[0, 1, 300], &[65535, 32768, 1], 1_000_003)
+        .unwrap();
+
+    let submitted = node.state.lock().unwrap().submitted.clone();
+    assert_eq!(submitted.len(), 1);
+    let call = check_signed(&node, &submitted[0], &pair.public(), 5);
+    // SubtensorModule (7).commit_timelocked_mechanism_weights (118):
+    // netuid, mecid 0, commit, reveal_round, commit_reveal_version.
+    assert_eq!(&call[..2], &[7, 118]);
+    assert_eq!(&call[2..4], &2u16.to_le_bytes());
+    assert_eq!(call[4], 0);
+    let mut rest = &call[5..];
+    let len = Compact::<u64>::decode(&mut rest).unwrap().0 as usize;
+    let (commit, tail) = rest.split_at(len);
+    assert_eq!(tail.len(), 10);
+    assert_eq!(u64::from_le_bytes(tail[..8].try_into().unwrap()), 1000);
+    assert_eq!(u16::from_le_bytes(tail[8..].try_into().unwrap()), 4);
+    let pulse = Pulse::from_hex(1000, ROUND_1000_SIGNATURE).unwrap();
+    let plain = bistro_core::timelock::decrypt(commit, &pulse).unwrap();
+    let payload = WeightsTlockPayload::decode(&plain).unwrap();
+    assert_eq!(
+        payload,
+        WeightsTlockPayload {
+            hotkey: pair.public().0.to_vec(),
+            uids: vec![0, 1, 300],
+            values: vec![65535, 32768, 1],
+            version_key: 1_000_003,
+        }
+    );
+    // Another beacon's pulse for round 1000 does not open it.
+    let other = bistro_core::timelock::LocalBeacon::from_seed([1; 32]).pulse(1000);
+    assert!(bistro_core::timelock::decrypt(commit, &other).is_err());
+
+    // Head 1000, netuid 2, tempo 360: epoch (1000 + 3) / 361 = 2, so the
+    // reveal epoch 3 starts at 3 * 361 - 3 = 1080.
+    let report = chain.weights_commit(2, &pair.public()).unwrap().unwrap();
+    assert_eq!(
+        (report.block, report.reveal_round, report.reveal_block),
+        (1000, 1000, 1080)
+    );
+    assert_eq!(report.status, CommitStatus::Pending);
+
+    // The chain reveals it: the hotkey's weights row and LastUpdate change.
+    let row = Value::unnamed_composite([(0u16, 65535u16), (1, 32768), (300, 1)].map(|(u, w)| {
+        Value::unnamed_composite([Value::u128(u128::from(u)), Value::u128(u128::from(w))])
+    }));
+    node.put("SubtensorModule", "Weights", (2u16, 0u16), &row);
+    node.put(
+        "SubtensorModule",
+        "LastUpdate",
+        (2u16,),
+        &Value::unnamed_composite([Value::u128(1081)]),
+    );
+    node.state.lock().unwrap().finalized = 1085;
+    assert_eq!(
+        chain
+            .weights_commit(2, &pair.public())
+            .unwrap()
+            .unwrap()
+            .status,
+        CommitStatus::Revealed { block: 1081 }
+    );
+
+    // A second commit that the chain never reveals is reported as dropped
+    // once its reveal epoch is over.
+    chain
+        .set_weights(2, &pair, &[1], &[65535], 1_000_004)
+        .unwrap();
+    let report = chain.weights_commit(2, &pair.public()).unwrap().unwrap();
+    assert_eq!(report.status, CommitStatus::Pending);
+    node.state.lock().unwrap().finalized = report.reveal_block + 400;
+    let report = chain.weights_commit(2, &pair.public()).unwrap().unwrap();
+    assert!(report.status.is_dropped(), "{report:?}");
 }

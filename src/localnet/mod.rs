@@ -421,11 +421,15 @@ impl Localnet {
         Ok(summary)
     }
 
-    /// What the network shows: final weights (as set on the chain), the
+    /// What the network shows: final weights (as set on the chain, after
+    /// advancing it past the reveal of the last commit), the
     /// adversaries' share, the master's held-out loss before and after, and
     /// the checks that no rejected delta changed the master.
     pub fn summary(&self, heldout_start: f64) -> Result<Summary> {
         let me = self.validator.hotkey();
+        // The subnet uses commit-reveal: let the chain reveal the last
+        // commit before reading what it shows.
+        self.chain.advance_past_reveals()?;
         let rows = self.chain.weights(NETUID)?;
         let set = rows
             .iter()

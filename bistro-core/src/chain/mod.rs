@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::identity::{PublicKey, Signature};
 
 pub mod beacon;
+pub mod commit_reveal;
 pub mod local;
 pub mod metagraph;
 pub mod network;
@@ -98,7 +99,12 @@ pub trait Chain: Send + Sync {
 
     /// Sets the signer's weights on subnet `netuid`: `weights[i]` for
     /// `uids[i]`, in the chain's `u16` form (see [`weights::to_u16`]).
-    /// Fails with [`Error::Chain`] when the subnet uses commit-reveal.
+    ///
+    /// On a subnet with commit-reveal the weights are *committed*, timelocked
+    /// to the reveal round ([`commit_reveal`]), and become visible only when
+    /// the chain reveals them; [`Chain::weights_commit`] says later whether
+    /// that happened. (`Subtensor` needs feature `timelock` for this and
+    /// fails with [`Error::Chain`] without it.)
     fn set_weights(
         &self,
         netuid: u16,
@@ -110,6 +116,20 @@ pub trait Chain: Send + Sync {
 
     /// The expected time between blocks (12 s on subtensor).
     fn block_time(&self) -> Duration;
+
+    /// The signer's latest weights commit on subnet `netuid` made through
+    /// this chain, with its status now: pending, revealed, or dropped (never
+    /// revealed). Cheap and non-blocking, so a validator can check its last
+    /// commit at its next round. `None` if there is none (or the chain does
+    /// not track commits: the default).
+    fn weights_commit(
+        &self,
+        netuid: u16,
+        hotkey: &PublicKey,
+    ) -> Result<Option<commit_reveal::CommitReport>> {
+        let _ = (netuid, hotkey);
+        Ok(None)
+    }
 
     /// The timelock beacon the chain records (drand quicknet on subtensor,
     /// the chain's own beacon on [`LocalChain`]); `None` if it has none.
@@ -209,6 +229,13 @@ macro_rules! forward_chain {
             fn block_time(&self) -> Duration {
                 (**self).block_time()
             }
+            fn weights_commit(
+                &self,
+                netuid: u16,
+                hotkey: &PublicKey,
+            ) -> Result<Option<commit_reveal::CommitReport>> {
+                (**self).weights_commit(netuid, hotkey)
+            }
             fn beacon(&self) -> Result<Option<BeaconKey>> {
                 (**self).beacon()
             }
@@ -225,11 +252,13 @@ macro_rules! forward_chain {
 forward_chain!(std::sync::Arc);
 forward_chain!(Box);
 
-/// The message of the error for a subnet that uses commit-reveal.
+/// The error for a subnet that uses commit-reveal when bistro was built
+/// without feature `timelock` (it cannot encrypt the commit).
+#[cfg(all(feature = "subtensor", not(feature = "timelock")))]
 pub(crate) fn commit_reveal_error(netuid: u16) -> Error {
     Error::Chain(format!(
         "subnet {netuid} uses commit-reveal for weights (CommitRevealWeightsEnabled): \
-         set_weights is refused there, and bistro does not implement commit-reveal; \
-         ask the subnet owner to disable it or use a subnet without it"
+         set_weights is refused there, and this build of bistro cannot commit weights; \
+         build it with feature `timelock` (included in `full`)"
     ))
 }

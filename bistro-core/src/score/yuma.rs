@@ -94,7 +94,12 @@ pub fn clip_to_consensus(stakes: &[f64], weights: &[Vec<f64>], kappa: f64) -> Re
     }
     let clipped: Vec<Vec<f64>> = rows
         .iter()
-        .map(|row| row.iter().zip(&consensus).map(|(&w, &c)| w.min(c)).collect())
+        .map(|row| {
+            row.iter()
+                .zip(&consensus)
+                .map(|(&w, &c)| w.min(c))
+                .collect()
+        })
         .collect();
     let vtrust = clipped.iter().map(|row| row.iter().sum()).collect();
     Ok(Consensus {
@@ -116,9 +121,9 @@ pub fn dense_row(n: usize, uids: &[u16], values: &[u16]) -> Result<Vec<f64>> {
     }
     let mut row = vec![0.0; n];
     for (&uid, &value) in uids.iter().zip(values) {
-        let slot = row.get_mut(usize::from(uid)).ok_or_else(|| {
-            Error::InvalidArgument(format!("uid {uid} is outside a row of {n}"))
-        })?;
+        let slot = row
+            .get_mut(usize::from(uid))
+            .ok_or_else(|| Error::InvalidArgument(format!("uid {uid} is outside a row of {n}")))?;
         *slot = f64::from(value);
     }
     Ok(row)

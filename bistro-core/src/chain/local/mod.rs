@@ -15,8 +15,16 @@
 //!   `max_validators` hotkeys with the most stake.
 //! - **Weights** and **commitments** follow subtensor's rules where bistro
 //!   relies on them (registered hotkeys only, a validator permit to set
-//!   weights on others, no duplicate or unknown uids, commit-reveal refused).
-//!   Rate limits, emissions and consensus are not simulated.
+//!   weights on others, no duplicate or unknown uids). Rate limits,
+//!   emissions and consensus are not simulated.
+//! - **Commit-reveal** (on by default, as on subtensor): `set_weights`
+//!   checks the weights, then stores a commit encrypted (feature `timelock`)
+//!   to the chain's own beacon for the reveal round, computed with subtensor's
+//!   epoch rule and a local tempo of [`LOCAL_TEMPO`] blocks, a reveal period
+//!   of [`LOCAL_REVEAL_PERIOD_EPOCHS`] epoch; once the chain reaches that
+//!   round, it decrypts the commit with its pulse and sets the weights (at
+//!   the reveal block). Until then [`LocalChain::weights`] does not show
+//!   them. Reveals are applied by whoever next reads or writes the state.
 //! - Signatures are not checked: the processes sharing a directory trust
 //!   each other; the chain records what the [`Signer`]'s public key did.
 //! - **Beacon** (feature `timelock`): the chain has its own timelock beacon,
@@ -30,6 +38,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::chain::commit_reveal::{CommitReport, MAX_COMMIT_BYTES, WeightsTlockPayload};
 use crate::chain::{BeaconKey, Block, Chain, Metagraph, Pulse, Signer};
 use crate::error::{Error, Result};
 use crate::identity::PublicKey;
@@ -37,7 +46,27 @@ use crate::identity::PublicKey;
 mod state;
 mod store;
 
-pub use state::{MAX_UIDS, SubnetConfig, WeightsRow, WeightsSet};
+/// The local chain's tempo for commit-reveal: an epoch is `LOCAL_TEMPO + 1`
+/// = 5 blocks, so a commit is revealed 1 to 5 blocks after it is made (the
+/// local network's rounds are tens of blocks; subtensor's tempo is 360).
+pub const LOCAL_TEMPO: u16 = 4;
+/// Epochs between a commit and its reveal (subtensor's `RevealPeriodEpochs`
+/// default).
+pub const LOCAL_REVEAL_PERIOD_EPOCHS: u64 = 1;
+
+/// The block (= beacon round) at which a commit made at `block` on subnet
+/// `netuid` is revealed: the first block of the next epoch under subtensor's
+/// modulo rule ([`first_reveal_block_v1`](crate::chain::commit_reveal::first_reveal_block_v1)).
+pub fn local_reveal_round(block: u64, netuid: u16) -> u64 {
+    crate::chain::commit_reveal::first_reveal_block_v1(
+        block,
+        netuid,
+        LOCAL_TEMPO,
+        LOCAL_REVEAL_PERIOD_EPOCHS,
+    )
+}
+
+pub use state::{MAX_UIDS, MAX_UNREVEALED_COMMITS, SubnetConfig, WeightsRow, WeightsSet};
 pub(crate) use store::atomic_write;
 
 use state::State;
@@ -151,7 +180,8 @@ impl LocalChain {
         self.update(|state, _| state.set_stake(netuid, hotkey, stake))
     }
 
-    /// Turns commit-reveal on or off for a subnet (on: `set_weights` fails).
+    /// Turns commit-reveal on or off for a subnet (commits already made are
+    /// still revealed).
     pub fn set_commit_reveal(&self, netuid: u16, enabled: bool) -> Result<()> {
         self.update(|state, _| state.set_commit_reveal(netuid, enabled))
     }
@@ -172,10 +202,21 @@ impl LocalChain {
         })
     }
 
-    /// The weights every neuron of subnet `netuid` set last (neurons that
-    /// never set weights are left out).
+    /// The weights every neuron of subnet `netuid` set last, as revealed by
+    /// now (neurons that never set weights are left out).
     pub fn weights(&self, netuid: u16) -> Result<Vec<WeightsRow>> {
-        load(&self.dir)?.weights(netuid)
+        current(&self.dir)?.0.weights(netuid)
+    }
+
+    /// Advances the chain just past the latest reveal round of the pending
+    /// commits (if any), so that every weight committed so far is revealed,
+    /// and returns the latest block.
+    pub fn advance_past_reveals(&self) -> Result<Block> {
+        let (state, block) = current(&self.dir)?;
+        match state.last_pending_round() {
+            Some(round) if round >= block => self.advance(round - block + 1),
+            _ => self.block(),
+        }
     }
 
     /// Applies `change` to the state under the lock and stores the result
@@ -184,6 +225,7 @@ impl LocalChain {
         let locked = store::lock(&self.dir)?;
         let mut state = load(&self.dir)?;
         let block = state.block_number(now_ms());
+        reveal(&mut state, block);
         let out = change(&mut state, block)?;
         state.validate()?;
         store::write_state_bytes(&locked, &self.dir, &state.to_bytes()?)?;
@@ -207,8 +249,8 @@ impl Chain for LocalChain {
     }
 
     fn metagraph(&self, netuid: u16) -> Result<Metagraph> {
-        let state = load(&self.dir)?;
-        state.metagraph(netuid, state.block_number(now_ms()))
+        let (state, block) = current(&self.dir)?;
+        state.metagraph(netuid, block)
     }
 
     fn commitment(&self, netuid: u16, hotkey: &PublicKey) -> Result<Option<Vec<u8>>> {
@@ -230,8 +272,27 @@ impl Chain for LocalChain {
     ) -> Result<()> {
         let hotkey = signer.public_key();
         self.update(|state, block| {
-            state.set_weights(netuid, &hotkey, uids, weights, version_key, block)
+            if !state.commit_reveal(netuid)? {
+                return state.set_weights(netuid, &hotkey, uids, weights, version_key, block);
+            }
+            // Refuse now what the reveal would drop: a validator learns at
+            // once instead of a round later.
+            state.check_weights(netuid, &hotkey, uids, weights)?;
+            let round = local_reveal_round(block, netuid);
+            let payload = WeightsTlockPayload {
+                hotkey: hotkey.0.to_vec(),
+                uids: uids.to_vec(),
+                values: weights.to_vec(),
+                version_key,
+            }
+            .encode();
+            let (data, sealed) = seal(state, round, &payload)?;
+            state.commit_weights(netuid, &hotkey, block, round, sealed, &data)
         })
+    }
+
+    fn weights_commit(&self, netuid: u16, hotkey: &PublicKey) -> Result<Option<CommitReport>> {
+        current(&self.dir)?.0.last_commit(netuid, hotkey)
     }
 
     fn block_time(&self) -> Duration {
@@ -282,6 +343,69 @@ impl NoBeacon {
     fn pulse(&self, _: u64) -> Pulse {
         match *self {}
     }
+}
+
+/// The state in `dir` with the commits due by now revealed, and the block.
+fn current(dir: &Path) -> Result<(State, u64)> {
+    let mut state = load(dir)?;
+    let block = state.block_number(now_ms());
+    reveal(&mut state, block);
+    Ok((state, block))
+}
+
+/// Reveals the commits due at `block` with the chain's beacon.
+fn reveal(state: &mut State, block: u64) {
+    let beacon = local_beacon(state);
+    state.reveal_due(block, &|commit| {
+        let data = match state::decode_hex_max(&commit.data, MAX_COMMIT_BYTES) {
+            Ok(data) => data,
+            Err(reason) => {
+                return Some(Err(Error::corrupt("local chain state", "commit", reason)));
+            }
+        };
+        if !commit.sealed {
+            return Some(Ok(data));
+        }
+        open_sealed(beacon.as_ref(), commit.reveal_round, &data)
+    });
+}
+
+/// Encrypts a commit's payload to `round` of the chain's beacon.
+#[cfg(feature = "timelock")]
+fn seal(state: &State, round: u64, payload: &[u8]) -> Result<(Vec<u8>, bool)> {
+    let beacon = crate::timelock::LocalBeacon::from_seed(state.genesis_seed.0);
+    let ct = crate::timelock::encrypt(
+        &beacon.key(),
+        round,
+        payload,
+        crate::timelock::random_seed()?,
+    )?;
+    Ok((ct, true))
+}
+
+/// Without feature `timelock` a commit holds the plain payload (the reveal
+/// timing is simulated, the secrecy is not).
+#[cfg(not(feature = "timelock"))]
+fn seal(_: &State, _: u64, payload: &[u8]) -> Result<(Vec<u8>, bool)> {
+    Ok((payload.to_vec(), false))
+}
+
+/// Opens a sealed commit with the beacon's pulse for `round`.
+#[cfg(feature = "timelock")]
+fn open_sealed(
+    beacon: Option<&crate::timelock::LocalBeacon>,
+    round: u64,
+    data: &[u8],
+) -> Option<Result<Vec<u8>>> {
+    let beacon = beacon?;
+    Some(crate::timelock::decrypt(data, &beacon.pulse(round)))
+}
+
+/// A build without feature `timelock` cannot open a sealed commit: it stays
+/// pending until a build with the feature reads or writes the chain.
+#[cfg(not(feature = "timelock"))]
+fn open_sealed(_: Option<&NoBeacon>, _: u64, _: &[u8]) -> Option<Result<Vec<u8>>> {
+    None
 }
 
 /// Reads and validates the state in `dir`.

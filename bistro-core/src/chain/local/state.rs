@@ -10,8 +10,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::chain::MAX_COMMITMENT_BYTES;
+use crate::chain::commit_reveal::{
+    CommitReport, CommitStatus, MAX_COMMIT_BYTES, WeightsTlockPayload,
+};
 use crate::chain::metagraph::{Metagraph, Neuron};
-use crate::chain::{MAX_COMMITMENT_BYTES, commit_reveal_error};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::identity::PublicKey;
@@ -26,6 +29,9 @@ pub const MAX_UIDS: u16 = 1024;
 const MAX_SUBNETS: usize = 1024;
 /// Longest block time accepted (one day).
 const MAX_BLOCK_TIME_MS: u64 = 86_400_000;
+/// Most unrevealed commits one hotkey may have (subtensor allows 10 per
+/// epoch: `TooManyUnrevealedCommits`).
+pub const MAX_UNREVEALED_COMMITS: usize = 10;
 
 /// The settings of one local subnet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,19 +40,21 @@ pub struct SubnetConfig {
     pub max_uids: u16,
     /// How many neurons, by stake, hold validator permits.
     pub max_validators: u16,
-    /// Whether weights must go through commit-reveal (then `set_weights`
-    /// fails, as on subtensor).
+    /// Whether weights go through commit-reveal, as on a default subtensor
+    /// subnet: `set_weights` stores a commit (timelocked to the chain's
+    /// beacon with feature `timelock`) and the weights appear only when the
+    /// chain reaches the reveal round (see `LocalChain`).
     pub commit_reveal: bool,
 }
 
 impl Default for SubnetConfig {
-    /// 256 uids and 64 validator permits, as on a default subtensor subnet;
-    /// no commit-reveal.
+    /// 256 uids and 64 validator permits, with commit-reveal, as on a
+    /// default subtensor subnet.
     fn default() -> Self {
         SubnetConfig {
             max_uids: 256,
             max_validators: 64,
-            commit_reveal: false,
+            commit_reveal: true,
         }
     }
 }
@@ -73,6 +81,25 @@ pub(super) struct Subnet {
     pub config: SubnetConfig,
     /// Neuron `i` holds uid `i`.
     pub neurons: Vec<LocalNeuron>,
+    /// Weights commits not revealed yet, in the order they were made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commits: Vec<PendingCommit>,
+}
+
+/// A weights commit waiting for its reveal round.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct PendingCommit {
+    /// The committer.
+    pub hotkey: PublicKey,
+    /// The block it was committed at.
+    pub block: u64,
+    /// The beacon round (= block on the local chain) it opens at.
+    pub reveal_round: u64,
+    /// Whether `data` is a timelock ciphertext (else the plain payload:
+    /// a chain built without feature `timelock`).
+    pub sealed: bool,
+    /// The ciphertext or payload, as hex.
+    pub data: String,
 }
 
 /// One registered hotkey.
@@ -85,6 +112,9 @@ pub(super) struct LocalNeuron {
     pub last_update: u64,
     pub commitment: Option<Commitment>,
     pub weights: Option<WeightsSet>,
+    /// The neuron's latest weights commit and what became of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_commit: Option<CommitReport>,
 }
 
 /// A published commitment.
@@ -216,6 +246,16 @@ impl State {
                     return bad(at(&format!("uid {uid} weights")), "bad destinations".into());
                 }
             }
+            if subnet.commits.len() > n * MAX_UNREVEALED_COMMITS {
+                return bad(at("commits"), format!("{} pending", subnet.commits.len()));
+            }
+            for c in &subnet.commits {
+                if !seen.contains(&c.hotkey) {
+                    return bad(at("commits"), "a commit from an unregistered hotkey".into());
+                }
+                decode_hex_max(&c.data, MAX_COMMIT_BYTES)
+                    .map_err(|r| Error::corrupt("local chain state", at("commit"), r))?;
+            }
         }
         Ok(())
     }
@@ -273,6 +313,7 @@ impl State {
             Subnet {
                 config,
                 neurons: Vec::new(),
+                commits: Vec::new(),
             },
         );
         Ok(true)
@@ -312,6 +353,7 @@ impl State {
             last_update: 0,
             commitment: None,
             weights: None,
+            last_commit: None,
         });
         Ok(n as u16)
     }
@@ -367,21 +409,17 @@ impl State {
         }
     }
 
-    /// Sets weights with the checks subtensor's `set_weights` makes.
-    pub fn set_weights(
-        &mut self,
+    /// The checks subtensor's `set_weights` makes (with the pallet's error
+    /// names); the uid of `hotkey` when they pass.
+    pub fn check_weights(
+        &self,
         netuid: u16,
         hotkey: &PublicKey,
         uids: &[u16],
         values: &[u16],
-        version_key: u64,
-        block: u64,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         let permits = self.permits(netuid)?;
-        let subnet = self.subnet_mut(netuid)?;
-        if subnet.config.commit_reveal {
-            return Err(commit_reveal_error(netuid));
-        }
+        let subnet = self.subnet(netuid)?;
         let n = subnet.neurons.len();
         let uid = subnet
             .neurons
@@ -423,7 +461,22 @@ impl State {
                 format!("uid {uid} has no validator permit on subnet {netuid}"),
             );
         }
-        let neuron = &mut subnet.neurons[uid];
+        Ok(uid)
+    }
+
+    /// Sets weights directly, after [`State::check_weights`] (a subnet
+    /// without commit-reveal; and a reveal).
+    pub fn set_weights(
+        &mut self,
+        netuid: u16,
+        hotkey: &PublicKey,
+        uids: &[u16],
+        values: &[u16],
+        version_key: u64,
+        block: u64,
+    ) -> Result<()> {
+        let uid = self.check_weights(netuid, hotkey, uids, values)?;
+        let neuron = &mut self.subnet_mut(netuid)?.neurons[uid];
         neuron.weights = Some(WeightsSet {
             uids: uids.to_vec(),
             values: values.to_vec(),
@@ -432,6 +485,160 @@ impl State {
         });
         neuron.last_update = block;
         Ok(())
+    }
+
+    /// Whether subnet `netuid` uses commit-reveal.
+    pub fn commit_reveal(&self, netuid: u16) -> Result<bool> {
+        Ok(self.subnet(netuid)?.config.commit_reveal)
+    }
+
+    /// Stores a weights commit of `hotkey` (registered, with fewer than
+    /// [`MAX_UNREVEALED_COMMITS`] pending) made at `block`, opening at
+    /// `reveal_round`; `data` is the ciphertext (`sealed`) or the payload.
+    pub fn commit_weights(
+        &mut self,
+        netuid: u16,
+        hotkey: &PublicKey,
+        block: u64,
+        reveal_round: u64,
+        sealed: bool,
+        data: &[u8],
+    ) -> Result<()> {
+        if data.len() > MAX_COMMIT_BYTES {
+            return Err(Error::limit(
+                "weights commit bytes",
+                MAX_COMMIT_BYTES as u64,
+                data.len() as u64,
+            ));
+        }
+        let subnet = self.subnet_mut(netuid)?;
+        let pending = subnet
+            .commits
+            .iter()
+            .filter(|c| &c.hotkey == hotkey)
+            .count();
+        if pending >= MAX_UNREVEALED_COMMITS {
+            return Err(Error::Chain(format!(
+                "SubtensorModule.TooManyUnrevealedCommits: hotkey {hotkey} has {pending} \
+                 unrevealed commits on subnet {netuid}"
+            )));
+        }
+        let neuron = registered_mut(subnet, netuid, hotkey)?;
+        neuron.last_commit = Some(CommitReport {
+            block,
+            reveal_round,
+            reveal_block: reveal_round,
+            status: CommitStatus::Pending,
+        });
+        subnet.commits.push(PendingCommit {
+            hotkey: *hotkey,
+            block,
+            reveal_round,
+            sealed,
+            data: encode_hex(data),
+        });
+        Ok(())
+    }
+
+    /// Reveals every commit whose round is at most `block`, in round order:
+    /// `open` gives its payload (`None`: it cannot be opened here, so it
+    /// stays pending), which is decoded, checked like `set_weights` and set
+    /// at its reveal round. A commit that fails is dropped, as subtensor
+    /// drops it (only its committer's `last_commit` says why). Returns how
+    /// many commits were settled.
+    pub fn reveal_due(
+        &mut self,
+        block: u64,
+        open: &dyn Fn(&PendingCommit) -> Option<Result<Vec<u8>>>,
+    ) -> usize {
+        let mut settled = 0;
+        let netuids: Vec<u16> = self.subnets.keys().copied().collect();
+        for netuid in netuids {
+            let Some(subnet) = self.subnets.get_mut(&netuid) else {
+                continue;
+            };
+            let mut due: Vec<PendingCommit> = Vec::new();
+            let mut kept = Vec::new();
+            for c in std::mem::take(&mut subnet.commits) {
+                if c.reveal_round <= block {
+                    due.push(c);
+                } else {
+                    kept.push(c);
+                }
+            }
+            due.sort_by_key(|c| c.reveal_round); // stable: commit order within a round
+            for c in due {
+                let status = match open(&c) {
+                    None => {
+                        kept.push(c);
+                        continue;
+                    }
+                    Some(opened) => match self.reveal_one(netuid, &c, opened) {
+                        Ok(()) => CommitStatus::Revealed {
+                            block: c.reveal_round,
+                        },
+                        Err(e) => CommitStatus::Dropped {
+                            block: c.reveal_round,
+                            reason: e.to_string(),
+                        },
+                    },
+                };
+                settled += 1;
+                if let Some(subnet) = self.subnets.get_mut(&netuid)
+                    && let Some(neuron) = subnet.neurons.iter_mut().find(|n| n.hotkey == c.hotkey)
+                    && let Some(report) = &mut neuron.last_commit
+                    && report.block == c.block
+                    && report.reveal_round == c.reveal_round
+                {
+                    report.status = status;
+                }
+            }
+            kept.sort_by_key(|c| c.block);
+            if let Some(subnet) = self.subnets.get_mut(&netuid) {
+                subnet.commits = kept;
+            }
+        }
+        settled
+    }
+
+    fn reveal_one(
+        &mut self,
+        netuid: u16,
+        commit: &PendingCommit,
+        opened: Result<Vec<u8>>,
+    ) -> Result<()> {
+        let payload = WeightsTlockPayload::decode(&opened?)?;
+        if payload.hotkey != commit.hotkey.0 {
+            return Err(Error::Chain(
+                "the payload's hotkey is not the committer's".into(),
+            ));
+        }
+        self.set_weights(
+            netuid,
+            &commit.hotkey,
+            &payload.uids,
+            &payload.values,
+            payload.version_key,
+            commit.reveal_round,
+        )
+    }
+
+    /// The latest weights commit of `hotkey` on `netuid` and its status.
+    pub fn last_commit(&self, netuid: u16, hotkey: &PublicKey) -> Result<Option<CommitReport>> {
+        let subnet = self.subnet(netuid)?;
+        Ok(subnet
+            .neurons
+            .iter()
+            .find(|n| &n.hotkey == hotkey)
+            .and_then(|n| n.last_commit.clone()))
+    }
+
+    /// The latest reveal round among pending commits, if any.
+    pub fn last_pending_round(&self) -> Option<u64> {
+        self.subnets
+            .values()
+            .flat_map(|s| s.commits.iter().map(|c| c.reveal_round))
+            .max()
     }
 
     /// Validator permits: the `max_validators` neurons with the most stake
@@ -517,7 +724,12 @@ fn encode_hex(bytes: &[u8]) -> String {
 }
 
 fn decode_hex(s: &str) -> std::result::Result<Vec<u8>, String> {
-    if !s.len().is_multiple_of(2) || s.len() > 2 * MAX_COMMITMENT_BYTES {
+    decode_hex_max(s, MAX_COMMITMENT_BYTES)
+}
+
+/// Decodes hex of at most `max` bytes.
+pub(super) fn decode_hex_max(s: &str, max: usize) -> std::result::Result<Vec<u8>, String> {
+    if !s.len().is_multiple_of(2) || s.len() > 2 * max {
         return Err(format!("bad hex length {}", s.len()));
     }
     if !s.bytes().all(|c| c.is_ascii_hexdigit()) {

@@ -2,6 +2,9 @@
 //! and the transaction parameters for signing them.
 //!
 //! - `SubtensorModule.set_weights(netuid, dests, weights, version_key)`
+//! - `SubtensorModule.commit_timelocked_mechanism_weights(netuid, mecid,
+//!   commit, reveal_round, commit_reveal_version)` or, on runtimes without
+//!   it, `commit_timelocked_weights` (the same without `mecid`)
 //! - `Commitments.set_commitment(netuid, info: CommitmentInfo { fields })`,
 //!   where each field is a `Data` variant: `Raw0..Raw128` hold that many
 //!   bytes, `BigRaw` up to 512.
@@ -44,6 +47,53 @@ pub(crate) fn set_weights(netuid: u16, uids: &[u16], weights: &[u16], version_ke
             Value::u128(u128::from(version_key)),
         ],
     )
+}
+
+/// A timelocked weights commit: `SubtensorModule.commit_timelocked_mechanism_weights(
+/// netuid, mecid 0, commit, reveal_round, commit_reveal_version)` (call 118
+/// on the recorded runtime, what both Python SDKs send) when the runtime has
+/// it, else `commit_timelocked_weights(netuid, commit, reveal_round,
+/// commit_reveal_version)` (call 113).
+pub(crate) fn commit_timelocked_weights(
+    mechanism_call: bool,
+    netuid: u16,
+    commit: &[u8],
+    reveal_round: u64,
+    version: u16,
+) -> Call {
+    let mut args = vec![Value::u128(u128::from(netuid))];
+    if mechanism_call {
+        args.push(Value::u128(0)); // mecid: the subnet's main mechanism
+    }
+    args.push(Value::from_bytes(commit));
+    args.push(Value::u128(u128::from(reveal_round)));
+    args.push(Value::u128(u128::from(version)));
+    let name = if mechanism_call {
+        COMMIT_MECHANISM_CALL
+    } else {
+        COMMIT_CALL
+    };
+    subxt::dynamic::tx("SubtensorModule", name, args)
+}
+
+/// The call a runtime with mechanisms uses for timelocked commits (118).
+pub const COMMIT_MECHANISM_CALL: &str = "commit_timelocked_mechanism_weights";
+/// The older timelocked commit call (113).
+pub const COMMIT_CALL: &str = "commit_timelocked_weights";
+
+/// Whether `SubtensorModule` has the call `name` in this runtime.
+pub(crate) fn has_call(metadata: &Metadata, name: &str) -> bool {
+    metadata
+        .pallet_by_name("SubtensorModule")
+        .is_some_and(|p| p.call_variant_by_name(name).is_some())
+}
+
+/// Whether `pallet` has the storage entry `name` in this runtime.
+pub(crate) fn has_storage(metadata: &Metadata, pallet: &str, name: &str) -> bool {
+    metadata
+        .pallet_by_name(pallet)
+        .and_then(|p| p.storage())
+        .is_some_and(|s| s.entry_by_name(name).is_some())
 }
 
 /// `Commitments.set_commitment` publishing `data` (see [`commitment_fields`]).

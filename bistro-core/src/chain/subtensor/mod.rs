@@ -17,9 +17,11 @@
 //! - **Commitments**: storage `Commitments.CommitmentOf(netuid, hotkey)`;
 //!   `Commitments.set_commitment` writes them (see [`calls`]).
 //! - **Weights**: `SubtensorModule.set_weights`, after two storage reads: the
-//!   hotkey must be registered (`Uids`), and a subnet with
-//!   `CommitRevealWeightsEnabled` is refused with a clear error (bistro does
-//!   not implement commit-reveal).
+//!   hotkey must be registered (`Uids`) and `CommitRevealWeightsEnabled`
+//!   decides the path. With commit-reveal (the runtime's default) and
+//!   feature `timelock`, the weights are committed timelocked to drand
+//!   quicknet (the `commit` module); without the feature that is refused
+//!   with a clear error.
 //! - **Transactions** are signed by the hotkey (sr25519), mortal for 64
 //!   blocks, with no tip, and watched until they are in a block (or
 //!   finalized, see [`WaitFor`]); a failed dispatch is an [`Error::Chain`]
@@ -37,12 +39,16 @@ use subxt::rpcs::LegacyRpcMethods;
 use subxt::rpcs::methods::legacy::NumberOrHex;
 use subxt::tx::TransactionStatus;
 
+#[cfg(not(feature = "timelock"))]
+use crate::chain::commit_reveal_error;
 use crate::chain::network::Network;
-use crate::chain::{Block, Chain, Metagraph, Signer, commit_reveal_error};
+use crate::chain::{Block, Chain, Metagraph, Signer};
 use crate::error::{Error, Result};
 use crate::identity::PublicKey;
 
 pub mod calls;
+#[cfg(feature = "timelock")]
+mod commit;
 mod errors;
 mod metagraph;
 mod sign;
@@ -97,6 +103,10 @@ pub struct Subtensor {
     conn: Mutex<Conn>,
     endpoint: String,
     config: SubtensorConfig,
+    /// The last weights commit made through this connection, per
+    /// (netuid, hotkey), to check its reveal.
+    #[cfg(feature = "timelock")]
+    commits: Mutex<std::collections::HashMap<(u16, [u8; 32]), commit::Tracked>>,
 }
 
 /// The `subxt` client and raw RPC methods of one WebSocket connection.
@@ -166,6 +176,8 @@ impl Subtensor {
             conn: Mutex::new(conn),
             endpoint,
             config,
+            #[cfg(feature = "timelock")]
+            commits: Mutex::default(),
         })
     }
 
@@ -442,6 +454,9 @@ impl Chain for Subtensor {
             )));
         }
         if self.commit_reveal_enabled(netuid)? {
+            #[cfg(feature = "timelock")]
+            return self.commit_weights(netuid, signer, uids, weights, version_key);
+            #[cfg(not(feature = "timelock"))]
             return Err(commit_reveal_error(netuid));
         }
         let call = calls::set_weights(netuid, uids, weights, version_key);
@@ -450,6 +465,15 @@ impl Chain for Subtensor {
 
     fn block_time(&self) -> Duration {
         BLOCK_TIME
+    }
+
+    #[cfg(feature = "timelock")]
+    fn weights_commit(
+        &self,
+        netuid: u16,
+        hotkey: &PublicKey,
+    ) -> Result<Option<crate::chain::commit_reveal::CommitReport>> {
+        self.commit_status(netuid, hotkey)
     }
 }
 

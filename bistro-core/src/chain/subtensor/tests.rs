@@ -733,3 +733,164 @@ fn the_signer_adapter_gives_substrate_sr25519() {
     pair.public().verify(b"payload", &Signature(sig)).unwrap();
     let _ = Encode::encode(&0u8);
 }
+
+// ---------------------------------------------------------------------------
+// Commit-reveal calls and storage.
+
+#[test]
+fn timelocked_commit_calls_encode_as_derived_by_hand() {
+    let md = metadata();
+    let st = md.pallet_by_name("SubtensorModule").unwrap();
+    // The indices the commit-reveal note names, from the recorded runtime.
+    let index = |name: &str| st.call_variant_by_name(name).unwrap().index;
+    assert_eq!(index(calls::COMMIT_CALL), 113);
+    assert_eq!(index(calls::COMMIT_MECHANISM_CALL), 118);
+    assert!(calls::has_call(&md, calls::COMMIT_MECHANISM_CALL));
+    assert!(!calls::has_call(&md, "commit_crv3_weights"));
+    let names = |name: &str| -> Vec<String> {
+        st.call_variant_by_name(name)
+            .unwrap()
+            .fields
+            .iter()
+            .map(|f| f.name.clone().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        names(calls::COMMIT_CALL),
+        ["netuid", "commit", "reveal_round", "commit_reveal_version"]
+    );
+    assert_eq!(
+        names(calls::COMMIT_MECHANISM_CALL),
+        [
+            "netuid",
+            "mecid",
+            "commit",
+            "reveal_round",
+            "commit_reveal_version"
+        ]
+    );
+
+    let client = offline_client(metadata());
+    let at = client.at_block(0u64).unwrap();
+    let commit: Vec<u8> = (0..300u32).map(|i| (i * 13 + 1) as u8).collect();
+    for mechanism in [false, true] {
+        let call = calls::commit_timelocked_weights(mechanism, 212, &commit, 27_000_123, 4);
+        let got = at.tx().call_data(&call).unwrap();
+        let mut want = vec![7u8, if mechanism { 118 } else { 113 }];
+        want.extend(212u16.to_le_bytes());
+        if mechanism {
+            want.push(0); // mecid
+        }
+        want.extend(compact(300));
+        want.extend(&commit);
+        want.extend(27_000_123u64.to_le_bytes());
+        want.extend(4u16.to_le_bytes());
+        assert_eq!(hex(&got), hex(&want), "mechanism call: {mechanism}");
+    }
+
+    // Signed, the metadata's own decoder reads the call back with its arguments.
+    let call = calls::commit_timelocked_weights(true, 3, &commit, 99, 4);
+    let (ext, _) = sign_offline(metadata(), &call);
+    let decoded =
+        subxt::ext::frame_decode::extrinsics::decode_extrinsic(&mut &ext[..], &md, md.types())
+            .unwrap();
+    assert_eq!(
+        (decoded.pallet_name(), decoded.call_name()),
+        ("SubtensorModule", calls::COMMIT_MECHANISM_CALL)
+    );
+    let args: Vec<_> = decoded.call_data().map(|a| a.name().to_string()).collect();
+    assert_eq!(
+        args,
+        [
+            "netuid",
+            "mecid",
+            "commit",
+            "reveal_round",
+            "commit_reveal_version"
+        ]
+    );
+}
+
+#[test]
+fn the_storage_commit_reveal_reads_exists_with_the_expected_types() {
+    let md = metadata();
+    let reg = md.types();
+    let entry = |pallet: &str, name: &str| {
+        md.pallet_by_name(pallet)
+            .unwrap()
+            .storage()
+            .unwrap()
+            .entry_by_name(name)
+            .unwrap_or_else(|| panic!("{pallet}.{name} missing"))
+            .clone()
+    };
+    let per_subnet = |name: &str, hasher: StorageHasher, value: TypeDefPrimitive| {
+        let e = entry("SubtensorModule", name);
+        let keys: Vec<_> = e
+            .keys()
+            .map(|k| (k.hasher, primitive(reg, k.key_id)))
+            .collect();
+        assert_eq!(keys, [(hasher, Some(TypeDefPrimitive::U16))], "{name}");
+        assert_eq!(primitive(reg, e.value_ty()), Some(value), "{name}");
+    };
+    per_subnet("Tempo", StorageHasher::Identity, TypeDefPrimitive::U16);
+    per_subnet(
+        "RevealPeriodEpochs",
+        StorageHasher::Twox64Concat,
+        TypeDefPrimitive::U64,
+    );
+    per_subnet(
+        "BlocksSinceLastStep",
+        StorageHasher::Identity,
+        TypeDefPrimitive::U64,
+    );
+    let version = entry("SubtensorModule", "CommitRevealWeightsVersion");
+    assert_eq!(version.keys().count(), 0);
+    assert_eq!(
+        primitive(reg, version.value_ty()),
+        Some(TypeDefPrimitive::U16)
+    );
+    // The recorded runtime (spec 393) predates the stateful epoch counter:
+    // bistro uses the v1 reveal round there.
+    for v2 in ["SubnetEpochIndex", "LastEpochBlock", "PendingEpochAt"] {
+        assert!(!calls::has_storage(&md, "SubtensorModule", v2), "{v2}");
+    }
+    assert!(calls::has_storage(
+        &md,
+        "SubtensorModule",
+        "TimelockedWeightCommits"
+    ));
+    // Weights[(netuid, uid)] -> Vec<(Compact<u16>, Compact<u16>)>, LastUpdate[netuid] -> Vec<u64>.
+    let w = entry("SubtensorModule", "Weights");
+    assert_eq!(w.keys().count(), 2);
+    let TypeDef::Sequence(seq) = &reg.resolve(w.value_ty()).unwrap().type_def else {
+        panic!("Weights is not a sequence")
+    };
+    let TypeDef::Tuple(pair) = &reg.resolve(seq.type_param.id).unwrap().type_def else {
+        panic!("Weights items are not pairs")
+    };
+    for f in &pair.fields {
+        assert!(matches!(
+            reg.resolve(f.id).unwrap().type_def,
+            TypeDef::Compact(_)
+        ));
+    }
+    let lu = entry("SubtensorModule", "LastUpdate");
+    let item = seq_of(reg, lu.value_ty()).unwrap();
+    assert_eq!(primitive(reg, item), Some(TypeDefPrimitive::U64));
+    // Drand.BeaconConfig has the fields bistro reads; its default is quicknet.
+    let bc = entry("Drand", "BeaconConfig");
+    let TypeDef::Composite(c) = &reg.resolve(bc.value_ty()).unwrap().type_def else {
+        panic!("BeaconConfig")
+    };
+    let names: Vec<_> = c.fields.iter().filter_map(|f| f.name.clone()).collect();
+    for want in ["public_key", "period", "genesis_time"] {
+        assert!(names.iter().any(|n| n == want), "BeaconConfig.{want}");
+    }
+    let default = bc.default_value().unwrap();
+    let quicknet = crate::chain::beacon::QUICKNET_KEY.0;
+    assert!(
+        default.windows(quicknet.len()).any(|w| w == quicknet),
+        "the default beacon is drand quicknet"
+    );
+}
