@@ -182,6 +182,10 @@ fn reveal_round_v1_matches_bittensor_drand_1_3() {
     }
 }
 
+/// (last_epoch_block, pending_epoch_at, subnet_epoch_index, tempo,
+/// blocks_since_last_step, current_block, reveal period, block time)
+type Schedule = (u64, u64, u64, u16, u64, u64, u64, f64);
+
 #[test]
 fn reveal_round_v2_matches_bittensor_drand_2_0() {
     let Some((python, _)) = tools("reveal_round_v2_matches_bittensor_drand_2_0") else {
@@ -189,7 +193,7 @@ fn reveal_round_v2_matches_bittensor_drand_2_0() {
     };
     // (last_epoch_block, pending_epoch_at, subnet_epoch_index, tempo,
     //  blocks_since_last_step, current_block, period, block_time)
-    let states: [(u64, u64, u64, u16, u64, u64, u64, f64); 12] = [
+    let states: [Schedule; 12] = [
         // The package's published vectors (src/epoch_schedule_vectors.rs).
         (10, 0, 0, 0, 0, 10, 1, 12.0),
         (10, 0, 0, 50, 0, 10, 1, 12.0),

@@ -57,6 +57,9 @@ struct Settings {
     mechanism_call: bool,
 }
 
+/// A neuron's weights row on the chain (uid, value) and its `LastUpdate`.
+type ChainRow = (Vec<(u16, u16)>, u64);
+
 /// A commit this connection made, remembered to check its reveal.
 #[derive(Clone, Debug)]
 pub(super) struct Tracked {
@@ -276,7 +279,7 @@ impl Subtensor {
     }
 
     /// `Weights[(netuid, uid)]` and `LastUpdate[netuid][uid]`, if any.
-    fn weights_row(&self, netuid: u16, uid: u16) -> Result<Option<(Vec<(u16, u16)>, u64)>> {
+    fn weights_row(&self, netuid: u16, uid: u16) -> Result<Option<ChainRow>> {
         self.run(
             "reading Weights",
             self.config.request_timeout,

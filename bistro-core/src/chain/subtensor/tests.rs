@@ -860,7 +860,7 @@ fn the_storage_commit_reveal_reads_exists_with_the_expected_types() {
         "SubtensorModule",
         "TimelockedWeightCommits"
     ));
-    // Weights[(netuid, uid)] -> Vec<(Compact<u16>, Compact<u16>)>, LastUpdate[netuid] -> Vec<u64>.
+    // Weights[(netuid, uid)] -> Vec<(u16, u16)>, LastUpdate[netuid] -> Vec<u64>.
     let w = entry("SubtensorModule", "Weights");
     assert_eq!(w.keys().count(), 2);
     let TypeDef::Sequence(seq) = &reg.resolve(w.value_ty()).unwrap().type_def else {
@@ -870,10 +870,7 @@ fn the_storage_commit_reveal_reads_exists_with_the_expected_types() {
         panic!("Weights items are not pairs")
     };
     for f in &pair.fields {
-        assert!(matches!(
-            reg.resolve(f.id).unwrap().type_def,
-            TypeDef::Compact(_)
-        ));
+        assert_eq!(primitive(reg, f.id), Some(TypeDefPrimitive::U16));
     }
     let lu = entry("SubtensorModule", "LastUpdate");
     let item = seq_of(reg, lu.value_ty()).unwrap();
