@@ -4,12 +4,14 @@
 //! - decode-and-apply of a dense f32 delta vs a plain `memcpy` of its payload;
 //! - digest (BLAKE3) and `DeltaReader::open` (validation + digest);
 //! - top-k encode throughput;
+//! - with feature `timelock`: sealing and unsealing the same file
+//!   (`bistro_core::seal`), as ratios to `DeltaReader::open`;
 //! - bytes per kept value of top-k vs templar's DeMo packing (~2.5).
 //!
 //! Each on one thread and on all threads.
 //!
-//! `cargo bench -p bistro-core --bench codec` (set `BISTRO_BENCH_MB` for the
-//! dense delta size, default 256).
+//! `cargo bench -p bistro-core --bench codec --features timelock` (set
+//! `BISTRO_BENCH_MB` for the dense delta size, default 256).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -153,6 +155,74 @@ fn main() -> bistro_core::Result<()> {
         memcpy.0 / check.0,
         memcpy.1 / check.1,
     );
+
+    // Sealed deltas (feature `timelock`): the envelope around the same file.
+    #[cfg(feature = "timelock")]
+    {
+        use bistro_core::{seal, timelock};
+        let beacon = timelock::LocalBeacon::from_seed([1; 32]);
+        let key = beacon.key();
+        let pulse = beacon.pulse(7);
+        let sealed = seal::seal(&file, &key, 7)?;
+        let max = file.len() as u64;
+        println!();
+        let sealing = row(
+            "seal (timelock key + AES-256-GCM chunks)",
+            best(3, || {
+                one.install(|| black_box(seal::seal(&file, &key, 7).map(|v| v.len())))
+                    .unwrap_or(0);
+            }),
+            best(3, || {
+                black_box(seal::seal(&file, &key, 7).map(|v| v.len())).unwrap_or(0);
+            }),
+            file.len(),
+        );
+        let unsealing = row(
+            "unseal (open key, authenticate, decrypt)",
+            best(3, || {
+                one.install(|| black_box(seal::unseal(&sealed, &pulse, max).map(|v| v.len())))
+                    .unwrap_or(0);
+            }),
+            best(3, || {
+                black_box(seal::unseal(&sealed, &pulse, max).map(|v| v.len())).unwrap_or(0);
+            }),
+            file.len(),
+        );
+        let dir = std::env::temp_dir().join(format!("bistro-bench-seal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| bistro_core::Error::io(&dir, e))?;
+        let src = dir.join("delta.sealed");
+        let dst = dir.join("delta");
+        std::fs::write(&src, &sealed).map_err(|e| bistro_core::Error::io(&src, e))?;
+        let to_file = row(
+            "unseal_file (mmap in, atomic file out)",
+            best(3, || {
+                one.install(|| black_box(seal::unseal_file(&src, &dst, &pulse, max)))
+                    .unwrap_or(0);
+            }),
+            best(3, || {
+                black_box(seal::unseal_file(&src, &dst, &pulse, max)).unwrap_or(0);
+            }),
+            file.len(),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        println!();
+        println!(
+            "unseal / open: {:.2}x on 1 thread, {:.2}x on {threads} threads; unseal_file / open: \
+             {:.2}x, {:.2}x; seal / open: {:.2}x, {:.2}x",
+            open.0 / unsealing.0,
+            open.1 / unsealing.1,
+            open.0 / to_file.0,
+            open.1 / to_file.1,
+            open.0 / sealing.0,
+            open.1 / sealing.1,
+        );
+        println!(
+            "a validator's time per delta, open + apply -> unseal + open + apply: {:.2}x on 1 thread, \
+             {:.2}x on {threads} threads",
+            (unsealing.0 + open.0 + apply.0) / (open.0 + apply.0),
+            (unsealing.1 + open.1 + apply.1) / (open.1 + apply.1),
+        );
+    }
 
     // Top-k encode: 1% of a 16 Mi-element tensor, int8 values.
     let m = (16 << 20).min(n);

@@ -4,10 +4,8 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::aead::generic_array::GenericArray;
-use aes_gcm::{Aes256Gcm, KeyInit};
 use rayon::prelude::*;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 
 use super::{
     DEFAULT_CHUNK_SIZE, HEADER_LEN, INPUT, MAX_CHUNK_SIZE, MAX_KEY_CIPHERTEXT_LEN, MIN_CHUNK_SIZE,
@@ -97,7 +95,7 @@ pub fn seal_with_options(
     out[HEADER_LEN..offset].copy_from_slice(&key_ct);
     let (aad, payload) = out.split_at_mut(offset);
     let aad: &[u8] = aad;
-    let cipher = Aes256Gcm::new(GenericArray::from_slice(&options.content_key));
+    let cipher = cipher(&options.content_key)?;
     let count = header.chunk_count();
     let stride = chunk_size as usize + TAG_LEN;
     if plain.is_empty() {
@@ -218,9 +216,15 @@ pub fn open_key(header: &SealedHeader, sealed: &[u8], pulse: &Pulse) -> Result<[
     })
 }
 
-fn open_cipher(header: &SealedHeader, sealed: &[u8], pulse: &Pulse) -> Result<Aes256Gcm> {
-    let key = open_key(header, sealed, pulse)?;
-    Ok(Aes256Gcm::new(GenericArray::from_slice(&key)))
+fn open_cipher(header: &SealedHeader, sealed: &[u8], pulse: &Pulse) -> Result<LessSafeKey> {
+    cipher(&open_key(header, sealed, pulse)?)
+}
+
+/// AES-256-GCM with `key` (ring's: AES-NI/VAES and carry-less multiplication).
+fn cipher(key: &[u8; 32]) -> Result<LessSafeKey> {
+    UnboundKey::new(&AES_256_GCM, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| Error::Unavailable("AES-256-GCM is not available".into()))
 }
 
 /// The nonce of chunk `index` of `count`: the index (u64 LE), a last-chunk
@@ -233,18 +237,18 @@ fn nonce(index: u64, count: u64) -> [u8; 12] {
 }
 
 fn encrypt_chunk(
-    cipher: &Aes256Gcm,
+    cipher: &LessSafeKey,
     aad: &[u8],
     index: u64,
     count: u64,
     body: &mut [u8],
 ) -> Result<[u8; TAG_LEN]> {
-    let nonce = nonce(index, count);
+    let nonce = Nonce::assume_unique_for_key(nonce(index, count));
     let tag = cipher
-        .encrypt_in_place_detached(GenericArray::from_slice(&nonce), aad, body)
+        .seal_in_place_separate_tag(nonce, Aad::from(aad), body)
         .map_err(|_| Error::InvalidArgument("chunk too large for AES-GCM".into()))?;
     let mut out = [0u8; TAG_LEN];
-    out.copy_from_slice(&tag);
+    out.copy_from_slice(tag.as_ref());
     Ok(out)
 }
 
@@ -254,7 +258,7 @@ fn encrypt_chunk(
 fn decrypt_chunks(
     header: &SealedHeader,
     sealed: &[u8],
-    cipher: &Aes256Gcm,
+    cipher: &LessSafeKey,
     first: u64,
     out: &mut [u8],
 ) -> Result<()> {
@@ -277,19 +281,16 @@ fn decrypt_chunks(
         else {
             return Err(unauthentic());
         };
+        let tag = Tag::try_from(tag).map_err(|_| unauthentic())?;
         body.copy_from_slice(ciphertext);
-        let nonce = nonce(index, count);
-        cipher
-            .decrypt_in_place_detached(
-                GenericArray::from_slice(&nonce),
-                aad,
-                body,
-                GenericArray::from_slice(tag),
-            )
-            .map_err(|_| {
+        let nonce = Nonce::assume_unique_for_key(nonce(index, count));
+        match cipher.open_in_place_separate_tag(nonce, Aad::from(aad), tag, body, 0..) {
+            Ok(_) => Ok(()),
+            Err(_) => {
                 body.fill(0);
-                unauthentic()
-            })
+                Err(unauthentic())
+            }
+        }
     };
     if out.is_empty() {
         return one(first, out);

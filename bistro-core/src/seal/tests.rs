@@ -342,3 +342,61 @@ fn quicknet_sealed_envelope_opens_with_the_published_pulse() {
     let sealed = seal(&plain, &crate::timelock::quicknet_key(), 1000).unwrap();
     assert_eq!(unseal(&sealed, &pulse, CAP).unwrap(), plain);
 }
+
+const SPEC: &str = include_str!("../../../docs/delta-format.md");
+
+fn hex_lines(bytes: &[u8]) -> String {
+    bytes
+        .chunks(16)
+        .map(|line| {
+            line.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The hex between the first ```text fence after "### Example envelope" and its end.
+fn spec_example() -> Option<&'static str> {
+    let section = &SPEC[SPEC.find("### Example envelope")?..];
+    let start = section.find("```text\n")? + 8;
+    let end = start + section[start..].find("```")?;
+    Some(section[start..end].trim())
+}
+
+#[test]
+fn spec_example_envelope() {
+    let pulse = Pulse::from_hex(
+        1000,
+        "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63ed5e39",
+    )
+    .unwrap();
+    let sealed = seal_with_options(
+        b"bistro sealed delta",
+        &crate::timelock::quicknet_key(),
+        1000,
+        &SealOptions {
+            content_key: [0x22; 32],
+            rng_seed: [0x33; 32],
+            chunk_size: MIN_CHUNK_SIZE,
+        },
+    )
+    .unwrap();
+    let hex = hex_lines(&sealed);
+    assert_eq!(
+        spec_example().expect("the spec has an example envelope"),
+        hex,
+        "docs/delta-format.md's example envelope differs from what seal makes:\n{hex}"
+    );
+    assert_eq!(
+        unseal(&sealed, &pulse, 1024).unwrap(),
+        b"bistro sealed delta"
+    );
+    let header = read_header(&sealed, 1024).unwrap();
+    header
+        .check_beacon(&crate::timelock::quicknet_key())
+        .unwrap();
+    assert_eq!(open_key(&header, &sealed, &pulse).unwrap(), [0x22; 32]);
+}
