@@ -33,7 +33,8 @@ else
 fi
 
 # Every target in fuzz/Cargo.toml (the codec's decode and roundtrip, the
-# data module's shard, ...), or the ones named on the command line.
+# data module's shard, the sealed envelope's sealed, ...), or the ones named
+# on the command line.
 if (($# > 1)); then
   targets=("${@:2}")
 else

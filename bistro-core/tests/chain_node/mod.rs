@@ -68,6 +68,9 @@ pub struct State {
     pub finalized: u64,
     /// Storage: key -> SCALE value.
     pub storage: HashMap<Vec<u8>, Vec<u8>>,
+    /// Storage at one block: (block, key) -> SCALE value; overrides
+    /// `storage` for reads at that block's hash.
+    pub storage_at: HashMap<(u64, Vec<u8>), Vec<u8>>,
     /// Runtime API answers by `Api_method` and SCALE arguments.
     pub runtime: HashMap<(String, Vec<u8>), Vec<u8>>,
     pub nonce: u32,
@@ -113,6 +116,7 @@ impl MockNode {
         let state = Arc::new(Mutex::new(State {
             finalized,
             storage: HashMap::new(),
+            storage_at: HashMap::new(),
             runtime: HashMap::new(),
             nonce: 0,
             outcome: Outcome::Success,
@@ -215,6 +219,21 @@ impl MockNode {
         let key = self.storage_key(pallet, entry, keys);
         let bytes = self.encode(value, self.storage_type(pallet, entry));
         self.state.lock().unwrap().storage.insert(key, bytes);
+    }
+
+    /// Sets a storage value as it reads at block `block` only.
+    pub fn put_at<K>(&self, block: u64, pallet: &str, entry: &str, keys: K, value: &Value)
+    where
+        K: subxt::ext::frame_decode::storage::IntoEncodableValues
+            + subxt::ext::frame_decode::storage::IntoDecodableValues,
+    {
+        let key = self.storage_key(pallet, entry, keys);
+        let bytes = self.encode(value, self.storage_type(pallet, entry));
+        self.state
+            .lock()
+            .unwrap()
+            .storage_at
+            .insert((block, key), bytes);
     }
 
     /// A value of type `ty` with every field zero, empty or the first variant.
@@ -442,7 +461,10 @@ impl Server {
                         None => Json::Null,
                     });
                 }
-                Ok(match st.storage.get(&key) {
+                let value = at
+                    .and_then(|n| st.storage_at.get(&(n, key.clone())))
+                    .or_else(|| st.storage.get(&key));
+                Ok(match value {
                     Some(v) => json!(hex(v)),
                     None => Json::Null,
                 })

@@ -168,7 +168,7 @@ pub(crate) fn commitment_bytes(registration: &Value) -> Result<Vec<u8>> {
 }
 
 /// The named field `name` of a composite value.
-fn field<'a, C>(value: &'a Value<C>, name: &str) -> Option<&'a Value<C>> {
+pub(super) fn field<'a, C>(value: &'a Value<C>, name: &str) -> Option<&'a Value<C>> {
     match &unwrap_newtypes(value).value {
         ValueDef::Composite(Composite::Named(fields)) => {
             fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
@@ -178,7 +178,7 @@ fn field<'a, C>(value: &'a Value<C>, name: &str) -> Option<&'a Value<C>> {
 }
 
 /// Looks through single-field unnamed composites (`BoundedVec(Vec<_>)`).
-fn unwrap_newtypes<C>(mut value: &Value<C>) -> &Value<C> {
+pub(super) fn unwrap_newtypes<C>(mut value: &Value<C>) -> &Value<C> {
     for _ in 0..8 {
         match &value.value {
             ValueDef::Composite(Composite::Unnamed(inner))
@@ -193,7 +193,7 @@ fn unwrap_newtypes<C>(mut value: &Value<C>) -> &Value<C> {
 }
 
 /// The bytes of a value that is a sequence or array of `u8` primitives.
-fn bytes_of<C>(value: &Value<C>) -> Option<Vec<u8>> {
+pub(super) fn bytes_of<C>(value: &Value<C>) -> Option<Vec<u8>> {
     let value = unwrap_newtypes(value);
     let ValueDef::Composite(c) = &value.value else {
         return None;

@@ -22,6 +22,8 @@
 //!   feature `timelock`, the weights are committed timelocked to drand
 //!   quicknet (the `commit` module); without the feature that is refused
 //!   with a clear error.
+//! - **Beacon**: drand quicknet as the `Drand` pallet records it
+//!   (`BeaconConfig`, `Pulses`, `LastStoredRound`; see `drand`).
 //! - **Transactions** are signed by the hotkey (sr25519), mortal for 64
 //!   blocks, with no tip, and watched until they are in a block (or
 //!   finalized, see [`WaitFor`]); a failed dispatch is an [`Error::Chain`]
@@ -42,13 +44,14 @@ use subxt::tx::TransactionStatus;
 #[cfg(not(feature = "timelock"))]
 use crate::chain::commit_reveal_error;
 use crate::chain::network::Network;
-use crate::chain::{Block, Chain, Metagraph, Signer};
+use crate::chain::{BeaconKey, Block, Chain, Metagraph, Pulse, Signer};
 use crate::error::{Error, Result};
 use crate::identity::PublicKey;
 
 pub mod calls;
 #[cfg(feature = "timelock")]
 mod commit;
+mod drand;
 mod errors;
 mod metagraph;
 mod sign;
@@ -474,6 +477,18 @@ impl Chain for Subtensor {
         hotkey: &PublicKey,
     ) -> Result<Option<crate::chain::commit_reveal::CommitReport>> {
         self.commit_status(netuid, hotkey)
+    }
+
+    fn beacon(&self) -> Result<Option<BeaconKey>> {
+        self.drand_beacon()
+    }
+
+    fn pulse(&self, round: u64) -> Result<Option<Pulse>> {
+        self.drand_pulse(round)
+    }
+
+    fn beacon_round_at(&self, block: u64) -> Result<Option<u64>> {
+        self.drand_round_at(block)
     }
 }
 
