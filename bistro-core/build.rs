@@ -5,6 +5,8 @@ include!("build_libtorch.rs");
 
 fn main() {
     println!("cargo:rerun-if-changed=build_libtorch.rs");
+    // docs.rs sets `--cfg docsrs` (see `[package.metadata.docs.rs]`).
+    println!("cargo::rustc-check-cfg=cfg(docsrs)");
     if std::env::var_os("CARGO_FEATURE_TORCH").is_some() {
         link_libtorch_rpath(true);
     }

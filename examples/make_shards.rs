@@ -404,11 +404,9 @@ fn run() -> Result<()> {
         );
     }
     let path = o.out.join("manifest.json");
-    let tmp = o.out.join(".manifest.json.tmp");
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(manifest))
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    std::fs::write(&tmp, text + "\n").map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    bistro_core::util::atomic::write_file_atomic(&path, (text + "\n").as_bytes())?;
     println!("wrote {}", path.display());
     Ok(())
 }

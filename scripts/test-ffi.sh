@@ -12,7 +12,8 @@
 #   4. tests/cpp: a libtorch training step encoded through the C API
 #        (libtorch from .deps/libtorch; scripts/setup-libtorch.sh if missing)
 #   5. tests/python: the ctypes module, its tests and the example miner, with
-#        NumPy (pinned, installed into .deps/venv if missing)
+#        NumPy (pinned, installed into .deps/venv if missing); the module's
+#        prototypes and struct layouts checked against include/bistro.h
 #
 # Fails (non-zero) on the first error; skips nothing. Honors CARGO_TARGET_DIR.
 # Needs cc, c++, valgrind and python3 (with venv and pip). Writes only under the
@@ -144,6 +145,8 @@ if [ "$("$venv/bin/python" -c 'import numpy; print(numpy.__version__)' 2>/dev/nu
 fi
 BISTRO_LIB="$lib_dir/libbistro.so" BISTRO_REQUIRE_NUMPY=1 \
     "$venv/bin/python" -m unittest -v tests/python/test_bistro_ctypes.py
+# Every ctypes prototype and struct layout against include/bistro.h.
+"$venv/bin/python" -m unittest -v tests/python/test_ctypes_header.py
 
 echo "(step took $((SECONDS - step_start)) s)"
 echo

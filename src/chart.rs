@@ -166,11 +166,10 @@ impl LineChart {
         svg
     }
 
-    /// Writes the SVG to `path` atomically (temp file, then rename).
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("svg.tmp");
-        std::fs::write(&tmp, self.to_svg())?;
-        std::fs::rename(&tmp, path)
+    /// Writes the SVG to `path` atomically
+    /// ([`write_file_atomic`](bistro_core::util::atomic::write_file_atomic)).
+    pub fn write(&self, path: &Path) -> bistro_core::Result<()> {
+        bistro_core::util::atomic::write_file_atomic(path, self.to_svg().as_bytes())
     }
 }
 

@@ -4,12 +4,13 @@
 //! network.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use bistro_core::error::{Error, Result};
 use bistro_core::node::validator::RoundReport;
+use bistro_core::util::jsonl::JsonLines;
 
 use crate::chart::LineChart;
 
@@ -158,7 +159,7 @@ pub fn write_charts(
 }
 
 fn write_chart(chart: &LineChart, path: &Path) -> Result<()> {
-    bistro_core::storage::write_file_atomic(path, chart.to_svg().as_bytes())
+    chart.write(path)
 }
 
 /// The rounds a validator has run, one JSON line each, appended after every
@@ -170,7 +171,7 @@ fn write_chart(chart: &LineChart, path: &Path) -> Result<()> {
 /// lives in its state file, not here.
 pub struct RoundHistory {
     path: PathBuf,
-    file: File,
+    file: JsonLines,
 }
 
 impl RoundHistory {
@@ -178,7 +179,6 @@ impl RoundHistory {
     pub fn open(path: impl Into<PathBuf>) -> Result<(RoundHistory, Vec<RoundReport>)> {
         let path = path.into();
         let mut reports = Vec::new();
-        let mut torn = false;
         match File::open(&path) {
             Ok(file) => {
                 for line in BufReader::new(file).split(b'\n') {
@@ -186,38 +186,23 @@ impl RoundHistory {
                     if line.is_empty() {
                         continue;
                     }
-                    match serde_json::from_slice::<RoundReport>(&line) {
-                        Ok(report) => {
-                            torn = false;
-                            reports.push(report);
-                        }
-                        Err(_) => torn = true,
+                    // Skips a torn last line, or a line of a newer version.
+                    if let Ok(report) = serde_json::from_slice::<RoundReport>(&line) {
+                        reports.push(report);
                     }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&path, e)),
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        if torn {
-            file.write_all(b"\n").map_err(|e| Error::io(&path, e))?;
-        }
+        // Cuts off a torn last line, so the next append starts a fresh one.
+        let file = JsonLines::open(&path)?;
         Ok((RoundHistory { path, file }, reports))
     }
 
     /// Appends one round.
     pub fn append(&mut self, report: &RoundReport) -> Result<()> {
-        let mut line = serde_json::to_vec(report)
-            .map_err(|e| Error::InvalidArgument(format!("round report: {e}")))?;
-        line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| Error::io(&self.path, e))
+        self.file.append(report)
     }
 
     /// Where the history is kept.

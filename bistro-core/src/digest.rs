@@ -31,12 +31,7 @@ impl Digest {
 
     /// The digest as 64 lowercase hex characters.
     pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 15)]));
-        }
-        s
+        crate::util::hex::encode(&self.0)
     }
 
     /// A short form (first 12 hex characters) for logs.
@@ -46,8 +41,6 @@ impl Digest {
         hex
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -73,26 +66,7 @@ impl FromStr for Digest {
 
 /// Parses 64 hex digits (an optional `0x` prefix allowed) into 32 bytes.
 pub fn parse_hex_32(s: &str) -> Option<[u8; 32]> {
-    let s = s.strip_prefix("0x").unwrap_or(s).as_bytes();
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        let hi = hex_value(pair[0])?;
-        let lo = hex_value(pair[1])?;
-        out[i] = (hi << 4) | lo;
-    }
-    Some(out)
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    crate::util::hex::decode_array(s)
 }
 
 impl serde::Serialize for Digest {

@@ -86,11 +86,7 @@ impl PublicKey {
 
     /// The key as `0x`-prefixed hex, as wallet files write it.
     pub fn to_hex(&self) -> String {
-        let mut s = String::from("0x");
-        for b in self.0 {
-            s.push_str(&format!("{b:02x}"));
-        }
-        s
+        crate::util::hex::encode_0x(&self.0)
     }
 }
 
@@ -192,6 +188,7 @@ fn base58_decode(s: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(feature = "sr25519")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sr25519")))]
 pub use keypair::Keypair;
 
 #[cfg(feature = "sr25519")]

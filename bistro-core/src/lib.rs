@@ -55,6 +55,9 @@
 //!   (`timelock`, already in the tree through rustls): AES-256-GCM for sealed
 //!   payloads with AES-NI/VAES, several times faster than a portable one.
 #![warn(missing_docs)]
+// docs.rs builds with every feature and `--cfg docsrs`: label each item
+// with the features it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod chain;
 pub mod codec;
@@ -67,16 +70,23 @@ pub mod pages;
 pub mod score;
 pub mod seal;
 pub mod storage;
+pub mod util;
 
 #[cfg(feature = "timelock")]
 pub mod timelock;
 
 #[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod model;
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use identity::{PublicKey, Signature};
 
 #[cfg(feature = "sr25519")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sr25519")))]
 pub use identity::Keypair;

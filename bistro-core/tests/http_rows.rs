@@ -25,7 +25,7 @@ const ROWS: u64 = 350;
 fn options() -> HttpOptions {
     HttpOptions {
         timeout: Duration::from_secs(5),
-        retries: 2,
+        max_attempts: 3,
         backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(20),
         max_retry_after: Duration::from_millis(50),

@@ -18,7 +18,7 @@ use support_http::{Reply, TestServer, serve_bytes};
 fn options() -> HttpOptions {
     HttpOptions {
         timeout: Duration::from_secs(5),
-        retries: 2,
+        max_attempts: 3,
         backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(20),
         max_retry_after: Duration::from_millis(50),
@@ -320,7 +320,7 @@ fn cut_bodies_and_stalls_are_transient_and_bounded() {
     let server = TestServer::start(|_, _| Reply::Stall(Duration::from_secs(3)));
     let quick = HttpOptions {
         timeout: Duration::from_millis(300),
-        retries: 1,
+        max_attempts: 2,
         ..options()
     };
     let err = HttpShardSource::open(&[format!("{}/a", server.base)], None, quick).unwrap_err();

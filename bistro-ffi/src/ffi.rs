@@ -122,17 +122,6 @@ pub(crate) unsafe fn out_slice_zeroed<'a>(
     }
 }
 
-/// `bytes` with its lifetime detached, for a value that owns `bytes`' heap
-/// buffer next to a reader borrowing it (see `reader::OwnedDelta`).
-///
-/// # Safety
-/// The buffer `bytes` points into must stay allocated, unmoved and
-/// unchanged for as long as the result is used.
-pub(crate) unsafe fn detach_lifetime<'b>(bytes: &[u8]) -> &'b [u8] {
-    // SAFETY: forwarded contract.
-    unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) }
-}
-
 /// An input slice `data` and an optional in/out slice `inout` of the same
 /// length that must not overlap it (a tensor and its error-feedback residual).
 ///

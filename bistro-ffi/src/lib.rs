@@ -33,7 +33,6 @@
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]
 
-mod atomic_file;
 pub mod buffer;
 mod ffi;
 pub mod last_error;

@@ -4,7 +4,7 @@
 
 use std::ffi::{CString, c_char};
 
-use bistro_core::codec::{DeltaReader, Encoding, Limits, MappedDelta, TensorView, open_file};
+use bistro_core::codec::{DeltaBuf, DeltaReader, Encoding, MappedDelta, TensorView, open_file};
 use bistro_core::{Error, Result};
 
 use crate::ffi;
@@ -36,33 +36,8 @@ struct TensorMeta {
 }
 
 enum Source {
-    Owned(OwnedDelta),
+    Owned(DeltaBuf),
     Mapped(MappedDelta),
-}
-
-/// A delta reader over bytes it owns.
-struct OwnedDelta {
-    // Declared first so it is dropped before `bytes`, which it borrows.
-    reader: DeltaReader<'static>,
-    // Never changed or reallocated: `reader` points into its heap buffer.
-    #[allow(dead_code)]
-    bytes: Vec<u8>,
-}
-
-impl OwnedDelta {
-    fn open(bytes: Vec<u8>, limits: &Limits) -> Result<Self> {
-        // SAFETY: `bytes`' heap buffer is owned by the returned value next
-        // to the reader, never mutated, and freed after the reader is
-        // dropped (field order); moving a Vec does not move its buffer. The
-        // 'static lifetime never escapes: `reader()` shortens it to `&self`.
-        let view = unsafe { ffi::detach_lifetime(&bytes) };
-        let reader = DeltaReader::open(view, limits)?;
-        Ok(OwnedDelta { reader, bytes })
-    }
-
-    fn reader(&self) -> &DeltaReader<'_> {
-        &self.reader
-    }
 }
 
 impl bistro_delta_reader {
@@ -72,7 +47,7 @@ impl bistro_delta_reader {
                 r.tensors().map(|t| meta(&t)).collect()
             };
             match &source {
-                Source::Owned(o) => collect(o.reader()),
+                Source::Owned(o) => collect(&o.reader()),
                 Source::Mapped(m) => collect(&m.reader()),
             }
         }?;
@@ -87,7 +62,7 @@ impl bistro_delta_reader {
 
     fn with_reader<R>(&self, f: impl FnOnce(&DeltaReader<'_>) -> R) -> R {
         match &self.source {
-            Source::Owned(o) => f(o.reader()),
+            Source::Owned(o) => f(&o.reader()),
             Source::Mapped(m) => f(&m.reader()),
         }
     }
@@ -170,7 +145,7 @@ pub unsafe extern "C" fn bistro_delta_reader_open(
         if len as u64 > limits.max_file_size {
             return Err(Error::limit("delta size", limits.max_file_size, len as u64).into());
         }
-        let owned = OwnedDelta::open(data.to_vec(), &limits)?;
+        let owned = DeltaBuf::open(data.to_vec(), &limits)?;
         let reader = bistro_delta_reader::new(Source::Owned(owned))?;
         out.write(ffi::into_handle(reader));
         Ok(())

@@ -7,9 +7,9 @@ use std::fs::File;
 use std::io::BufWriter;
 
 use bistro_core::codec::{DeltaHeader, DeltaWriter, Encoding, Limits};
+use bistro_core::util::atomic::TempFile;
 use bistro_core::{Digest, Error, Keypair};
 
-use crate::atomic_file::TempFile;
 use crate::buffer::bistro_buffer;
 use crate::ffi::{self, Out};
 use crate::panic;
@@ -137,7 +137,10 @@ impl bistro_delta_writer {
         let file = out
             .into_inner()
             .map_err(|e| Error::io("<delta output>", e.into_error()))?;
-        temp.commit(file)?;
+        // The same open file as the temp file's own handle: closing this
+        // one first, then `commit` syncs and renames.
+        drop(file);
+        temp.commit()?;
         self.state = State::Finished;
         Ok(digest)
     }
@@ -180,7 +183,11 @@ pub unsafe extern "C" fn bistro_delta_writer_new_file(
         let (header, limits, out) = unsafe { new_args(header, limits, writer_out) }?;
         // SAFETY: `path` is a NUL-terminated string (contract).
         let path = unsafe { ffi::arg_path(path, "path") }?;
-        let (temp, file) = TempFile::beside(path)?;
+        let mut temp = TempFile::beside(path)?;
+        let file = temp
+            .file()?
+            .try_clone()
+            .map_err(|e| Error::io(temp.path(), e))?;
         let writer = DeltaWriter::new(
             BufWriter::with_capacity(FILE_BUFFER, file),
             &header,

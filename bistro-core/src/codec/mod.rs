@@ -38,7 +38,7 @@ pub use format::{
     VERSION,
 };
 pub use limits::{Limits, MAX_BYTES_PER_ELEMENT};
-pub use reader::{DeltaReader, MappedDelta, open_file};
+pub use reader::{DeltaBuf, DeltaReader, MappedDelta, open_file};
 pub use signature::write_signature;
 pub use view::{TensorView, TouchedIndices};
 pub use writer::DeltaWriter;

@@ -48,9 +48,24 @@ fn f16_to_f32(bits: u16) -> f32 {
     (sign * v) as f32
 }
 
+/// `a + b`, or an error if a hostile offset makes it overflow.
+fn add(a: u64, b: u64) -> Result<u64, String> {
+    a.checked_add(b).ok_or_else(|| "offset overflows".into())
+}
+
+/// `a × b`, or an error on overflow.
+fn mul(a: u64, b: u64) -> Result<u64, String> {
+    a.checked_mul(b).ok_or_else(|| "size overflows".into())
+}
+
+/// The `len`-byte field `off` bytes into the table entry at `at`.
+fn field(bytes: &[u8], at: u64, off: u64, len: u64) -> Result<u64, String> {
+    le(bytes, add(at, off)?, len)
+}
+
 /// Reads bit `j` of the little-endian u64-word bit array at `base`.
 fn bit(bytes: &[u8], base: u64, j: u64) -> Result<bool, String> {
-    let byte = le(bytes, base + j / 8, 1)?;
+    let byte = le(bytes, add(base, j / 8)?, 1)?;
     Ok((byte >> (j % 8)) & 1 == 1)
 }
 
@@ -68,26 +83,27 @@ pub fn decode(bytes: &[u8], max_elements: u64) -> Result<Vec<NaiveTensor>, Strin
     let mut out = Vec::new();
     let mut total = 0u64;
     for _ in 0..count {
-        let kind = le(bytes, at, 1)?;
-        let dtype = le(bytes, at + 1, 1)?;
-        let rank = le(bytes, at + 2, 1)?;
-        let param = le(bytes, at + 4, 4)?;
-        let k = le(bytes, at + 8, 8)?;
-        let offset = le(bytes, at + 16, 8)?;
-        let name_len = le(bytes, at + 32, 2)?;
+        let kind = field(bytes, at, 0, 1)?;
+        let dtype = field(bytes, at, 1, 1)?;
+        let rank = field(bytes, at, 2, 1)?;
+        let param = field(bytes, at, 4, 4)?;
+        let k = field(bytes, at, 8, 8)?;
+        let offset = field(bytes, at, 16, 8)?;
+        let name_len = field(bytes, at, 32, 2)?;
         let mut shape = Vec::new();
         let mut n = 1u64;
         for d in 0..rank {
-            let dim = le(bytes, at + 40 + 8 * d, 8)?;
+            let dim = field(bytes, at, 40 + 8 * d, 8)?;
             shape.push(dim);
             n = n.checked_mul(dim).ok_or("shape overflows")?;
         }
-        let name_at = (at + 40 + 8 * rank) as usize;
-        let name = bytes
-            .get(name_at..name_at + name_len as usize)
+        let name_at = add(at, 40 + 8 * rank)?;
+        let name = usize::try_from(name_at)
+            .ok()
+            .and_then(|start| bytes.get(start..start.checked_add(name_len as usize)?))
             .ok_or("name outside the file")?;
         let name = String::from_utf8(name.to_vec()).map_err(|e| e.to_string())?;
-        at += 40 + 8 * rank + name_len.div_ceil(8) * 8;
+        at = add(at, 40 + 8 * rank + name_len.div_ceil(8) * 8)?;
         total = total.saturating_add(n);
         if total > max_elements {
             return Err("too many elements".into());
@@ -112,7 +128,7 @@ pub fn decode(bytes: &[u8], max_elements: u64) -> Result<Vec<NaiveTensor>, Strin
         match kind {
             1 => {
                 for (i, v) in values.iter_mut().enumerate() {
-                    *v = read(offset + i as u64 * dtype.size(), dtype, 1.0)?;
+                    *v = read(add(offset, i as u64 * dtype.size())?, dtype, 1.0)?;
                     touched.push(i as u64);
                 }
             }
@@ -120,21 +136,22 @@ pub fn decode(bytes: &[u8], max_elements: u64) -> Result<Vec<NaiveTensor>, Strin
                 let block = param.max(1);
                 for (i, v) in values.iter_mut().enumerate() {
                     let (b, j) = (i as u64 / block, i as u64 % block);
-                    let block_at = offset + b * (block + 4);
+                    let block_at = add(offset, mul(b, block + 4)?)?;
                     let scale = f32::from_bits(le(bytes, block_at, 4)? as u32);
-                    *v = read(block_at + 4 + j, DType::I8, scale)?;
+                    *v = read(add(block_at, 4 + j)?, DType::I8, scale)?;
                     touched.push(i as u64);
                 }
             }
+            2 if k > n => return Err("more kept values than elements".into()),
             2 if k > 0 => {
                 let l = u64::from((n / k).ilog2());
                 let upper_bits = k + ((n - 1) >> l) + 1;
-                let lower_at = offset + upper_bits.div_ceil(64) * 8;
-                let mut values_at = lower_at + (k * l).div_ceil(64) * 8;
+                let lower_at = add(offset, upper_bits.div_ceil(64) * 8)?;
+                let mut values_at = add(lower_at, mul(k, l)?.div_ceil(64) * 8)?;
                 let mut scale = 1.0;
                 if dtype == DType::I8 {
                     scale = f32::from_bits(le(bytes, values_at, 4)? as u32);
-                    values_at += 4;
+                    values_at = add(values_at, 4)?;
                 }
                 let mut i = 0u64;
                 for j in 0..upper_bits {
@@ -149,7 +166,7 @@ pub fn decode(bytes: &[u8], max_elements: u64) -> Result<Vec<NaiveTensor>, Strin
                     }
                     let x = ((j - i) << l) | low;
                     let slot = values.get_mut(x as usize).ok_or("index out of range")?;
-                    *slot = read(values_at + i * dtype.size(), dtype, scale)?;
+                    *slot = read(add(values_at, i * dtype.size())?, dtype, scale)?;
                     touched.push(x);
                     i += 1;
                 }
@@ -263,4 +280,51 @@ pub fn check_error_bounds(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 256-byte file with one table entry at 64 (`kind`, f32, one dim of
+    /// `n`, `k`, payload at `offset`) that the footer points to.
+    fn one_entry(kind: u8, n: u64, k: u64, offset: u64) -> Vec<u8> {
+        let mut bytes = vec![0u8; 256];
+        bytes[..8].copy_from_slice(b"BSTRDLTA");
+        let e = 64;
+        bytes[e] = kind;
+        bytes[e + 1] = 1;
+        bytes[e + 2] = 1;
+        bytes[e + 8..e + 16].copy_from_slice(&k.to_le_bytes());
+        bytes[e + 16..e + 24].copy_from_slice(&offset.to_le_bytes());
+        bytes[e + 40..e + 48].copy_from_slice(&n.to_le_bytes());
+        let footer = 256 - 128;
+        bytes[footer..footer + 8].copy_from_slice(&64u64.to_le_bytes());
+        bytes[footer + 16..footer + 24].copy_from_slice(&1u64.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn hostile_offsets_are_errors_not_overflows() {
+        // Top-k computes the index and value offsets from the payload
+        // offset before reading anything: this used to overflow.
+        let err = decode(&one_entry(2, 2, 1, u64::MAX - 1), 100).unwrap_err();
+        assert!(err.contains("overflows"), "{err}");
+        let err = decode(&one_entry(1, 2, 0, u64::MAX - 1), 100).unwrap_err();
+        assert!(
+            err.contains("outside") || err.contains("overflows"),
+            "{err}"
+        );
+        // The table offset itself near the end of the address space.
+        let mut bytes = one_entry(1, 2, 0, 0);
+        bytes[128..136].copy_from_slice(&(u64::MAX - 3).to_le_bytes());
+        assert!(decode(&bytes, 100).is_err());
+    }
+
+    #[test]
+    fn more_kept_values_than_elements_is_an_error() {
+        // `(n / k).ilog2()` of 0 used to panic.
+        let err = decode(&one_entry(2, 2, 3, 0), 100).unwrap_err();
+        assert!(err.contains("more kept values"), "{err}");
+    }
 }

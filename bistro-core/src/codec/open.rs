@@ -181,7 +181,13 @@ fn check_payload_layout(bytes: &[u8], entries: &[TableEntry], table_offset: u64)
 }
 
 fn check_zero_padding(bytes: &[u8], start: u64, end: u64) -> Result<()> {
-    let padding = bytes.get(start as usize..end as usize).unwrap_or_default();
+    let padding = slice(bytes, start, end).ok_or_else(|| {
+        Error::corrupt(
+            INPUT,
+            format!("bytes {start}..{end}"),
+            "padding lies outside the file",
+        )
+    })?;
     match padding.iter().position(|&b| b != 0) {
         Some(i) => Err(Error::corrupt(
             INPUT,
@@ -214,11 +220,18 @@ fn check_indices(bytes: &[u8], e: &TableEntry) -> Result<()> {
     let Encoding::TopK { k, values } = e.encoding else {
         return Ok(());
     };
-    let payload = bytes
-        .get(e.payload_offset as usize..(e.payload_offset + e.payload_length) as usize)
-        .unwrap_or_default();
+    let corrupt = |reason| Error::corrupt(INPUT, format!("tensor {:?} indices", e.name), reason);
+    let payload = e
+        .payload_offset
+        .checked_add(e.payload_length)
+        .and_then(|end| slice(bytes, e.payload_offset, end))
+        .ok_or_else(|| corrupt("payload lies outside the file".into()))?;
     SparsePayload::new(payload, e.elements, k, values)
-        .ef
-        .validate()
-        .map_err(|reason| Error::corrupt(INPUT, format!("tensor {:?} indices", e.name), reason))
+        .and_then(|sparse| sparse.ef.validate())
+        .map_err(corrupt)
+}
+
+/// `bytes[start..end]`, if it is inside `bytes`.
+fn slice(bytes: &[u8], start: u64, end: u64) -> Option<&[u8]> {
+    bytes.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
 }

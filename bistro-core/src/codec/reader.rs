@@ -70,6 +70,7 @@ impl<'a> DeltaReader<'a> {
     /// Checks that the footer holds a valid signature of the digest by the
     /// header's hotkey.
     #[cfg(feature = "sr25519")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sr25519")))]
     pub fn verify_signature(&self) -> Result<()> {
         if self.layout.signature.is_none() {
             return Err(Error::BadSignature("the delta is not signed".into()));
@@ -143,6 +144,50 @@ impl std::fmt::Debug for DeltaReader<'_> {
             .field("digest", &self.layout.digest)
             .field("tensors", &self.layout.entries.len())
             .finish()
+    }
+}
+
+/// A delta in memory that it owns, validated when opened; borrow a
+/// [`DeltaReader`] from it with [`DeltaBuf::reader`]. For holding a delta
+/// beyond the lifetime of a borrowed buffer (the C library's readers, a
+/// download kept for later) without self-referential tricks.
+///
+/// ```
+/// use bistro_core::codec::{DeltaBuf, DeltaHeader, DeltaWriter, DType, Encoding, Limits};
+/// let limits = Limits::default();
+/// let mut writer = DeltaWriter::new(Vec::new(), &DeltaHeader::default(), &limits)?;
+/// writer.add_tensor("w", &[2], &[0.5, -1.0], Encoding::Dense(DType::F32), None)?;
+/// let (bytes, digest) = writer.finish()?;
+/// let delta = DeltaBuf::open(bytes, &limits)?;
+/// assert_eq!(delta.reader().digest(), digest);
+/// assert_eq!(delta.reader().tensor("w")?.decode()?, [0.5, -1.0]);
+/// # Ok::<(), bistro_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct DeltaBuf {
+    bytes: Vec<u8>,
+    layout: Layout,
+}
+
+impl DeltaBuf {
+    /// Validates `bytes` as a delta within `limits` (as
+    /// [`DeltaReader::open`]) and keeps them.
+    pub fn open(bytes: Vec<u8>, limits: &Limits) -> Result<Self> {
+        let layout = Layout::parse(&bytes, limits)?;
+        Ok(DeltaBuf { bytes, layout })
+    }
+
+    /// A reader over the bytes (no validation again, no copy).
+    pub fn reader(&self) -> DeltaReader<'_> {
+        DeltaReader {
+            bytes: &self.bytes,
+            layout: Cow::Borrowed(&self.layout),
+        }
+    }
+
+    /// The delta's bytes, given back.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
     }
 }
 

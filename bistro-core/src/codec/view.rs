@@ -1,6 +1,7 @@
 //! [`TensorView`]: one tensor of an open delta, and the ways to use it.
 
 use super::encoding::Encoding;
+use super::format::INPUT;
 use super::kernels::{self, AddScaled, Combine, Store};
 use super::sparse::SparsePayload;
 use super::table::TableEntry;
@@ -8,21 +9,56 @@ use crate::error::{Error, Result};
 
 /// One tensor of a [`DeltaReader`](super::DeltaReader): its name, shape and
 /// encoding, and its payload, borrowed from the file.
+///
+/// The reader validated the layout when it opened the file, so the payload
+/// is always there; should that invariant ever break, every method that
+/// reads values fails with [`Error::Corrupt`] rather than doing nothing.
 #[derive(Clone, Copy)]
 pub struct TensorView<'r> {
     entry: &'r TableEntry,
-    payload: &'r [u8],
+    /// The payload, `None` if it is not inside the file at the length its
+    /// encoding needs (or a top-k payload does not split into its parts).
+    payload: Option<&'r [u8]>,
+    /// The split top-k payload.
+    sparse: Option<SparsePayload<'r>>,
 }
 
 impl<'r> TensorView<'r> {
     pub(crate) fn new(entry: &'r TableEntry, file: &'r [u8]) -> Self {
-        // The layout was validated: the payload lies inside the file.
-        let start = entry.payload_offset as usize;
-        let end = start.saturating_add(entry.payload_length as usize);
+        let mut payload = locate(entry, file);
+        let mut sparse = None;
+        if let (Encoding::TopK { k, values }, Some(bytes)) = (entry.encoding, payload) {
+            sparse = SparsePayload::new(bytes, entry.elements, k, values).ok();
+            payload = payload.filter(|_| sparse.is_some());
+        }
         TensorView {
             entry,
-            payload: file.get(start..end).unwrap_or_default(),
+            payload,
+            sparse,
         }
+    }
+
+    /// The payload, or [`Error::Corrupt`] if it is unusable.
+    fn checked_payload(&self) -> Result<&'r [u8]> {
+        self.payload.ok_or_else(|| {
+            Error::corrupt(
+                INPUT,
+                format!("tensor {:?}", self.name()),
+                "payload is outside the file or not the length its encoding needs",
+            )
+        })
+    }
+
+    /// The split top-k payload (`None` for dense encodings), or
+    /// [`Error::Corrupt`] if it is unusable.
+    fn checked_sparse(&self) -> Result<Option<SparsePayload<'r>>> {
+        self.checked_payload()?;
+        Ok(self.sparse)
+    }
+
+    /// Wraps a top-k payload's complaint as this tensor's error.
+    fn corrupt(&self, reason: String) -> Error {
+        Error::corrupt(INPUT, format!("tensor {:?}", self.name()), reason)
     }
 
     /// The tensor's name (as in the model's checkpoint).
@@ -45,9 +81,13 @@ impl<'r> TensorView<'r> {
         self.entry.elements
     }
 
-    /// The payload bytes.
+    /// The payload bytes (empty only if the payload is unusable; every
+    /// method that reads values then fails).
     pub fn payload(&self) -> &'r [u8] {
-        self.payload
+        match self.payload {
+            Some(bytes) => bytes,
+            None => &[],
+        }
     }
 
     /// Where the payload starts in the file.
@@ -67,19 +107,18 @@ impl<'r> TensorView<'r> {
     /// [`element_count`](Self::element_count) elements.
     pub fn apply(&self, dst: &mut [f32], alpha: f32) -> Result<()> {
         self.check_len(dst, "apply")?;
-        self.combine(dst, AddScaled(alpha));
-        Ok(())
+        self.combine(dst, AddScaled(alpha))
     }
 
     /// Writes every value (zeros where top-k kept nothing) into `dst`, which
     /// must have exactly [`element_count`](Self::element_count) elements.
     pub fn decode_into(&self, dst: &mut [f32]) -> Result<()> {
         self.check_len(dst, "decode_into")?;
+        self.checked_payload()?;
         if self.is_sparse() {
             dst.fill(0.0);
         }
-        self.combine(dst, Store);
-        Ok(())
+        self.combine(dst, Store)
     }
 
     /// The values as a new vector (allocates `4 × element_count` bytes,
@@ -101,15 +140,17 @@ impl<'r> TensorView<'r> {
     /// its first NaN or infinite value (including int8 values whose scale
     /// makes them overflow).
     pub fn check_finite(&self) -> Result<()> {
-        let first = match self.entry.encoding {
-            Encoding::Dense(dtype) => {
-                kernels::dense_first_non_finite(dtype, self.payload).map(|i| i as u64)
+        let payload = self.checked_payload()?;
+        let first = match (self.entry.encoding, self.checked_sparse()?) {
+            (_, Some(s)) => s.first_non_finite().map_err(|r| self.corrupt(r))?,
+            (Encoding::Dense(dtype), None) => {
+                kernels::dense_first_non_finite(dtype, payload).map(|i| i as u64)
             }
-            Encoding::Int8Block { block_size } => {
-                kernels::int8_blocks_first_non_finite(block_size as usize, self.payload)
+            (Encoding::Int8Block { block_size }, None) => {
+                kernels::int8_blocks_first_non_finite(block_size as usize, payload)
                     .map(|i| i as u64)
             }
-            Encoding::TopK { .. } => self.sparse().and_then(|s| s.first_non_finite()),
+            (Encoding::TopK { .. }, None) => return Err(self.corrupt("no top-k payload".into())),
         };
         match first {
             Some(index) => Err(Error::NonFinite {
@@ -122,9 +163,11 @@ impl<'r> TensorView<'r> {
 
     /// The element indices that [`apply`](Self::apply) changes, in increasing
     /// order: the kept indices for top-k, every index otherwise. A model
-    /// backs these up to undo an apply exactly.
+    /// backs these up to undo an apply exactly. (An unusable payload, which
+    /// [`apply`](Self::apply) refuses, yields every index: backing up too
+    /// much is safe, too little is not.)
     pub fn touched_indices(&self) -> TouchedIndices<'r> {
-        match self.sparse() {
+        match self.sparse {
             Some(s) => TouchedIndices(Touched::Sparse(s.ef.iter())),
             None => TouchedIndices(Touched::Dense(0..self.entry.elements)),
         }
@@ -132,21 +175,10 @@ impl<'r> TensorView<'r> {
 
     /// Visits each stored `(element index, value)` of a top-k tensor in index
     /// order; does nothing for dense encodings (use [`decode`](Self::decode)).
-    pub fn for_each_sparse(&self, f: impl FnMut(u64, f32)) {
-        if let Some(s) = self.sparse() {
-            s.for_each(f);
-        }
-    }
-
-    fn sparse(&self) -> Option<SparsePayload<'r>> {
-        match self.entry.encoding {
-            Encoding::TopK { k, values } => Some(SparsePayload::new(
-                self.payload,
-                self.entry.elements,
-                k,
-                values,
-            )),
-            _ => None,
+    pub fn for_each_sparse(&self, f: impl FnMut(u64, f32)) -> Result<()> {
+        match self.checked_sparse()? {
+            Some(s) => s.for_each(f).map_err(|r| self.corrupt(r)),
+            None => Ok(()),
         }
     }
 
@@ -162,19 +194,30 @@ impl<'r> TensorView<'r> {
         Ok(())
     }
 
-    fn combine<C: Combine>(&self, dst: &mut [f32], op: C) {
-        match self.entry.encoding {
-            Encoding::Dense(dtype) => kernels::dense(dtype, self.payload, dst, op),
-            Encoding::Int8Block { block_size } => {
-                kernels::int8_blocks(block_size as usize, self.payload, dst, op)
+    fn combine<C: Combine>(&self, dst: &mut [f32], op: C) -> Result<()> {
+        let payload = self.checked_payload()?;
+        match (self.entry.encoding, self.checked_sparse()?) {
+            (_, Some(s)) => s.combine_into(dst, op).map_err(|r| self.corrupt(r))?,
+            (Encoding::Dense(dtype), None) => kernels::dense(dtype, payload, dst, op),
+            (Encoding::Int8Block { block_size }, None) => {
+                kernels::int8_blocks(block_size as usize, payload, dst, op)
             }
-            Encoding::TopK { .. } => {
-                if let Some(s) = self.sparse() {
-                    s.combine_into(dst, op);
-                }
-            }
+            (Encoding::TopK { .. }, None) => return Err(self.corrupt("no top-k payload".into())),
         }
+        Ok(())
     }
+}
+
+/// The payload of `entry` in `file`, if it lies inside the file and has the
+/// length its encoding needs for its element count.
+fn locate<'r>(entry: &TableEntry, file: &'r [u8]) -> Option<&'r [u8]> {
+    let len = entry.encoding.payload_len(entry.elements).ok()?;
+    if len != entry.payload_length {
+        return None;
+    }
+    let start = usize::try_from(entry.payload_offset).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    file.get(start..end)
 }
 
 impl std::fmt::Debug for TensorView<'_> {
@@ -184,7 +227,7 @@ impl std::fmt::Debug for TensorView<'_> {
             .field("shape", &self.shape())
             .field("encoding", &self.encoding())
             .field("payload_offset", &self.payload_offset())
-            .field("payload_len", &self.payload.len())
+            .field("payload_len", &self.payload().len())
             .finish()
     }
 }
@@ -206,5 +249,62 @@ impl Iterator for TouchedIndices<'_> {
             Touched::Dense(r) => r.next(),
             Touched::Sparse(it) => it.next(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::DType;
+
+    fn entry(encoding: Encoding, elements: u64, offset: u64, length: u64) -> TableEntry {
+        TableEntry {
+            name: "t".into(),
+            shape: Box::new([elements]),
+            encoding,
+            elements,
+            payload_offset: offset,
+            payload_length: length,
+        }
+    }
+
+    /// The bug this guards against: a view whose payload was not where the
+    /// table said used to read as empty, so `apply` silently did nothing.
+    #[test]
+    fn a_payload_outside_the_file_fails_every_read() {
+        let file = [0u8; 16];
+        let dense = Encoding::Dense(DType::F32);
+        let top_k = Encoding::TopK {
+            k: 1,
+            values: DType::F32,
+        };
+        for e in [
+            entry(dense, 4, 8, 16),            // runs past the end
+            entry(dense, 4, 0, 12),            // shorter than 4 f32
+            entry(dense, 4, u64::MAX - 1, 16), // offset overflows
+            entry(top_k, 4, 0, 16),            // not index + one value
+        ] {
+            let view = TensorView::new(&e, &file);
+            let mut dst = vec![1.0f32; 4];
+            assert!(matches!(
+                view.apply(&mut dst, 1.0),
+                Err(Error::Corrupt { .. })
+            ));
+            assert!(matches!(
+                view.decode_into(&mut dst),
+                Err(Error::Corrupt { .. })
+            ));
+            assert!(matches!(view.check_finite(), Err(Error::Corrupt { .. })));
+            assert!(view.for_each_sparse(|_, _| {}).is_err() || !e.encoding.is_sparse());
+            assert_eq!(dst, [1.0; 4], "{e:?}");
+            assert!(view.payload().is_empty());
+            // Backing up every index is the safe answer.
+            assert_eq!(view.touched_indices().count(), 4);
+        }
+        // The same entry inside the file works.
+        let e = entry(dense, 4, 0, 16);
+        let mut dst = vec![1.0f32; 4];
+        TensorView::new(&e, &file).apply(&mut dst, 1.0).unwrap();
+        assert_eq!(dst, [1.0; 4]);
     }
 }

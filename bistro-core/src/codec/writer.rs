@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::elias_fano::EfBuilder;
 use super::encoding::{DType, Encoding};
-use super::format::{DeltaHeader, FOOTER_LEN, Locator, PAYLOAD_ALIGN, align_up};
+use super::format::{DeltaHeader, FOOTER_LEN, INPUT, Locator, PAYLOAD_ALIGN, align_up};
 use super::kernels::{self, AddScaled};
 use super::limits::Limits;
 use super::quantize::{self, encode_dense, encode_int8_blocks, encode_value, fits, int8_scale};
@@ -167,6 +167,7 @@ impl<W: Write> DeltaWriter<W> {
     /// Like [`finish`](Self::finish), signing the digest with `keypair`,
     /// which must be the header's hotkey.
     #[cfg(feature = "sr25519")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sr25519")))]
     pub fn finish_signed(self, keypair: &crate::identity::Keypair) -> Result<(W, Digest)> {
         if keypair.public() != self.header.hotkey {
             return Err(Error::InvalidArgument(format!(
@@ -307,13 +308,13 @@ impl<W: Write> DeltaWriter<W> {
         &mut self,
         scratch: &[u8],
         feedback: Option<&mut [f32]>,
-        subtract: impl Fn(&[u8], &mut [f32]),
+        subtract: impl Fn(&[u8], &mut [f32]) -> Result<()>,
     ) -> Result<()> {
         self.write(scratch)?;
-        if let Some(r) = feedback {
-            subtract(scratch, r);
+        match feedback {
+            Some(r) => subtract(scratch, r),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn write_dense(&mut self, dtype: DType, source: &mut Source<'_>) -> Result<()> {
@@ -335,7 +336,8 @@ impl<W: Write> DeltaWriter<W> {
                 Source::Plain(_) => None,
             };
             result = self.write_chunk(&scratch, feedback, |bytes, r| {
-                kernels::dense(dtype, bytes, r, AddScaled(-1.0))
+                kernels::dense(dtype, bytes, r, AddScaled(-1.0));
+                Ok(())
             });
             if result.is_err() {
                 break;
@@ -359,7 +361,8 @@ impl<W: Write> DeltaWriter<W> {
                 Source::Plain(_) => None,
             };
             result = self.write_chunk(&scratch, feedback, |bytes, r| {
-                kernels::int8_blocks(block, bytes, r, AddScaled(-1.0))
+                kernels::int8_blocks(block, bytes, r, AddScaled(-1.0));
+                Ok(())
             });
             if result.is_err() {
                 break;
@@ -402,7 +405,9 @@ impl<W: Write> DeltaWriter<W> {
             Source::Plain(_) => None,
         };
         let result = self.write_chunk(&scratch, feedback, |bytes, r| {
-            SparsePayload::new(bytes, n, k, dtype).combine_into(r, AddScaled(-1.0))
+            SparsePayload::new(bytes, n, k, dtype)
+                .and_then(|sparse| sparse.combine_into(r, AddScaled(-1.0)))
+                .map_err(|reason| Error::corrupt(INPUT, "top-k payload written", reason))
         });
         self.scratch = scratch;
         result

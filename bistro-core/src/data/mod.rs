@@ -25,9 +25,11 @@ pub mod shard;
 mod source;
 
 #[cfg(feature = "tokenizer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokenizer")))]
 pub mod tokenizer;
 
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 
 pub use batch::Batch;
@@ -36,4 +38,5 @@ pub use shard::{ShardFile, ShardSource, ShardWriter};
 pub use source::{GPT2_EOS_ID, GPT2_VOCAB_SIZE, PageSource, TokenizerInfo};
 
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http::{HttpOptions, HttpShardSource, RowsConfig, RowsSource};

@@ -5,9 +5,9 @@ use std::path::Path;
 use super::checkpoint_file::Checkpoint;
 use super::config::Config;
 use super::device::Device;
+use super::host;
 use super::safetensors::{self, Outgoing};
 use super::transformer::Model;
-use super::{host, io};
 use crate::error::{Error, Result};
 
 /// The weights file of an HF model directory.
@@ -30,7 +30,7 @@ impl Model {
             })
             .collect();
         let header = safetensors::header_bytes(&outgoing)?;
-        io::write_atomic(path, |w| {
+        crate::util::atomic::write_atomic_with(path, |w| {
             safetensors::put(w, path, &header)?;
             for &i in &order {
                 host::read(&self.tensors[i], |values| {

@@ -343,7 +343,7 @@ impl Config {
         let mut text = self.to_hf_json()?;
         text.push('\n');
         let path = path.as_ref();
-        super::io::write_atomic(path, |f| {
+        crate::util::atomic::write_atomic_with(path, |f| {
             std::io::Write::write_all(f, text.as_bytes()).map_err(|e| Error::io(path, e))
         })
     }

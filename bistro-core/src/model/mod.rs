@@ -27,7 +27,6 @@ mod forward;
 mod host;
 mod init;
 mod inputs;
-mod io;
 mod params;
 mod revision;
 mod rope;

@@ -1,8 +1,6 @@
 //! The validator's evaluation log: one JSON object per evaluation, enough
 //! to recompute every score from public data.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +10,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::identity::PublicKey;
 use crate::score::{Evaluation, ScoreRule, VerdictReason};
+use crate::util::jsonl::{self, JsonLines};
 
 /// One evaluation of one uid at one deadline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,20 +104,10 @@ impl EvalLog {
         self.dir.join(format!("{deadline:020}.jsonl"))
     }
 
-    /// Appends one record to its deadline's file.
+    /// Appends one record to its deadline's file (a torn last line left by
+    /// a crash is cut off first: see [`JsonLines`]).
     pub fn append(&mut self, record: &EvalRecord) -> Result<()> {
-        let mut line = serde_json::to_vec(record)
-            .map_err(|e| Error::InvalidArgument(format!("cannot serialise record: {e}")))?;
-        line.push(b'\n');
-        let path = self.round_path(record.deadline);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        file.write_all(&line)
-            .and_then(|_| file.sync_data())
-            .map_err(|e| Error::io(&path, e))
+        JsonLines::open(self.round_path(record.deadline))?.append(record)
     }
 
     /// The complete lines of `deadline`'s file (empty if there is none).
@@ -126,8 +115,7 @@ impl EvalLog {
         let path = self.round_path(deadline);
         match std::fs::read(&path) {
             Ok(mut bytes) => {
-                let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                bytes.truncate(complete);
+                bytes.truncate(jsonl::complete_lines(&bytes).len());
                 Ok(bytes)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
@@ -143,21 +131,7 @@ impl EvalLog {
 
 /// Reads every complete record of one log file (a torn last line is ignored).
 pub fn read_log_file(path: impl AsRef<Path>) -> Result<Vec<EvalRecord>> {
-    let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let mut records = Vec::new();
-    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    for (i, line) in complete.lines().enumerate() {
-        let record = serde_json::from_str(line).map_err(|e| {
-            Error::corrupt(
-                "evaluation log",
-                format!("{} line {}", path.display(), i + 1),
-                e.to_string(),
-            )
-        })?;
-        records.push(record);
-    }
-    Ok(records)
+    jsonl::read(path.as_ref(), "evaluation log")
 }
 
 /// Reads every record of a log folder, oldest deadline first.
@@ -180,6 +154,8 @@ pub fn read_log(dir: impl AsRef<Path>) -> Result<Vec<EvalRecord>> {
 mod tests {
     use super::*;
     use crate::score::PageLosses;
+    use std::fs::OpenOptions;
+    use std::io::Write;
 
     fn record(uid: u16) -> EvalRecord {
         EvalRecord {
@@ -242,5 +218,13 @@ mod tests {
         assert_eq!(round.iter().filter(|&&b| b == b'\n').count(), 2);
         assert!(round.ends_with(b"\n"));
         assert!(log.round_bytes(99).unwrap().is_empty());
+
+        // The bug this fixed: the next append glued onto the torn line and
+        // made the file unreadable; now the torn tail is cut off first.
+        log.append(&record(4)).unwrap();
+        assert_eq!(
+            read_log(log.dir()).unwrap(),
+            vec![record(1), record(3), record(4), later]
+        );
     }
 }

@@ -14,24 +14,32 @@ pub mod rejection;
 pub mod similarity;
 
 #[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod encoding;
 #[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod master;
 #[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod miner;
 #[cfg(feature = "timelock")]
 pub mod sealing;
 #[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod upload;
 #[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod validator;
 
 pub use params::SubnetParams;
 pub use rejection::Rejection;
 
 #[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub use encoding::DeltaEncoding;
 #[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub use miner::{Miner, MinerConfig};
 #[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub use validator::{RoundReport, Validator, ValidatorConfig};

@@ -13,11 +13,11 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::atomic::{TempFile, is_temp_name};
 use super::key::{validate_key, validate_prefix};
 use super::limited::CappedWriter;
 use super::{Bucket, MAX_LIST_OBJECTS, ObjectInfo};
 use crate::error::{Error, Result};
+use crate::util::atomic::{TempFile, is_temp_name};
 
 /// A bucket stored in a directory.
 #[derive(Clone, Debug)]

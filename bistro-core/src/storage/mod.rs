@@ -31,7 +31,6 @@ use std::time::SystemTime;
 
 use crate::error::Result;
 
-pub(crate) mod atomic;
 pub mod commitment;
 mod key;
 pub mod keys;
@@ -41,12 +40,13 @@ mod open;
 #[cfg(feature = "s3")]
 mod s3;
 
-pub use atomic::write_file_atomic;
+pub use crate::util::atomic::write_file_atomic;
 pub use commitment::BucketCommitment;
 pub use key::{MAX_KEY_BYTES, validate_key, validate_prefix};
 pub use local::LocalBucket;
 pub use open::open_bucket;
 #[cfg(feature = "s3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
 pub use s3::{
     ACCESS_KEY_ENV, MAX_PART_BYTES, MAX_PARTS, MIN_PART_BYTES, RetryPolicy, S3Bucket, S3Config,
     S3Credentials, SECRET_KEY_ENV,

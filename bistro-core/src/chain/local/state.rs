@@ -719,9 +719,7 @@ fn registered_mut<'a>(
         })
 }
 
-fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::util::hex::encode as encode_hex;
 
 fn decode_hex(s: &str) -> std::result::Result<Vec<u8>, String> {
     decode_hex_max(s, MAX_COMMITMENT_BYTES)
@@ -732,15 +730,5 @@ pub(super) fn decode_hex_max(s: &str, max: usize) -> std::result::Result<Vec<u8>
     if !s.len().is_multiple_of(2) || s.len() > 2 * max {
         return Err(format!("bad hex length {}", s.len()));
     }
-    if !s.bytes().all(|c| c.is_ascii_hexdigit()) {
-        return Err("not hex".into());
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                .ok_or_else(|| "not hex".to_string())
-        })
-        .collect()
+    crate::util::hex::decode(s).ok_or_else(|| "not hex".to_string())
 }

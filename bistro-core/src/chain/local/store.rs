@@ -9,10 +9,10 @@
 //! half of one. A writer killed at any point leaves the old state, plus at
 //! worst a stray temporary file that the next writer ignores.
 
+use crate::util::atomic::TempFile;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -76,65 +76,24 @@ pub(super) fn write_state_bytes(_locked: &Locked, dir: &Path, bytes: &[u8]) -> R
     atomic_write(&dir.join(STATE_FILE), bytes, true)
 }
 
-/// A temporary name beside `path`, unique within this machine.
-fn temp_path(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp.{}.{n}", std::process::id()))
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
-/// flushed to disk, then renamed over `path` (or, without `overwrite`,
-/// hard-linked to `path`, which fails if it exists). Creates the folder.
-/// Files are created readable by the owner only (they may hold keys).
+/// Writes `bytes` to `path` atomically (see [`crate::util::atomic`]),
+/// replacing it or, without `overwrite`, refusing to replace it. Creates the
+/// folder. Files are created readable by the owner only (they may hold keys).
 pub(crate) fn atomic_write(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let tmp = temp_path(path);
-    let result = write_then_place(&tmp, path, bytes, overwrite);
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result?;
-    // Make the rename durable too; not every file system supports syncing a
-    // folder, and the data itself is already on disk, so failures are ignored.
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-fn write_then_place(tmp: &Path, path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(tmp).map_err(|e| Error::io(tmp, e))?;
-    file.write_all(bytes).map_err(|e| Error::io(tmp, e))?;
-    file.sync_all().map_err(|e| Error::io(tmp, e))?;
-    drop(file);
+    let mut temp = TempFile::beside_private(path)?;
+    let tmp = temp.path().to_path_buf();
+    temp.file()?
+        .write_all(bytes)
+        .map_err(|e| Error::io(&tmp, e))?;
     if overwrite {
-        fs::rename(tmp, path).map_err(|e| Error::io(path, e))
+        temp.commit()
     } else {
-        let linked = fs::hard_link(tmp, path);
-        let _ = fs::remove_file(tmp);
-        linked.map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Error::InvalidArgument(format!(
-                "{} already exists; not replacing it",
-                path.display()
-            )),
-            _ => Error::io(path, e),
-        })
+        temp.commit_new()
     }
 }
 

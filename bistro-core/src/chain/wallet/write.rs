@@ -26,11 +26,4 @@ pub(super) fn create_hotkey(path: &Path, seed: [u8; 32], overwrite: bool) -> Res
     Ok(pair)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + 2 * bytes.len());
-    s.push_str("0x");
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
+use crate::util::hex::encode_0x as hex;

@@ -1,5 +1,5 @@
 //! A directory of cached blobs with a bound on its size. Writes are atomic
-//! (temporary file, then rename); readers check what they read (page
+//! ([`write_file_atomic`]); readers check what they read (page
 //! digests, JSON parsing), and a bad entry is removed and fetched again.
 //!
 //! Every cache under one root directory (one namespace per URL or dataset)
@@ -19,8 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+use crate::util::atomic::write_file_atomic;
 
 /// A temporary file younger than this may be a write in progress (of this
 /// process or another): eviction leaves it alone.
@@ -166,16 +165,9 @@ impl DiskCache {
     /// Stores `bytes` under `key`, atomically; best effort (see the module
     /// docs). May evict older entries of the root.
     pub(crate) fn put(&self, key: &str, bytes: &[u8]) {
-        let path = self.path(key);
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = self
-            .dir
-            .join(format!(".{key}.{}.{n}.tmp", std::process::id()));
-        match std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path)) {
-            Ok(()) => self.root.0.add(bytes.len() as u64),
-            Err(_) => {
-                let _ = std::fs::remove_file(&tmp);
-            }
+        // A failed write removes its temp file and is otherwise ignored.
+        if write_file_atomic(&self.path(key), bytes).is_ok() {
+            self.root.0.add(bytes.len() as u64);
         }
     }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 use ureq::Agent;
 use ureq::config::AutoHeaderValue;
 
+use super::content_range::parse_content_range;
 use crate::error::{Error, Result};
+use crate::util::retry::{Backoff, Failed};
 
 /// Network settings shared by the HTTP sources.
 #[derive(Clone, Debug)]
@@ -17,9 +19,11 @@ pub struct HttpOptions {
     pub timeout: Duration,
     /// Limit on connecting.
     pub connect_timeout: Duration,
-    /// Attempts after the first one, for transient failures only.
-    pub retries: u32,
-    /// Backoff before retry `k` (from 0) is `backoff * 2^k`, capped at `max_backoff`.
+    /// Tries in all, the first included, for transient failures only (1
+    /// means no retry; the same meaning as S3's `RetryPolicy::max_attempts`).
+    pub max_attempts: u32,
+    /// The wait after failed try `n` (from 1) is `backoff * 2^(n-1)`, capped
+    /// at `max_backoff`, times a random factor in [0.5, 1].
     pub backoff: Duration,
     /// Largest backoff between attempts.
     pub max_backoff: Duration,
@@ -39,7 +43,7 @@ impl Default for HttpOptions {
         HttpOptions {
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
-            retries: 5,
+            max_attempts: 6,
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(120),
@@ -74,19 +78,6 @@ fn network(endpoint: &str, detail: impl Into<String>, transient: bool) -> Error 
     }
 }
 
-/// Parses `bytes START-END/TOTAL`.
-fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
-    let rest = value.trim().strip_prefix("bytes ")?;
-    let (range, total) = rest.split_once('/')?;
-    let (start, end) = range.split_once('-')?;
-    let total = if total == "*" {
-        None
-    } else {
-        Some(total.parse().ok()?)
-    };
-    Some((start.parse().ok()?, end.parse().ok()?, total))
-}
-
 /// What one attempt produced: a response, or an error and how long the
 /// server asked us to wait before trying again.
 enum Attempt {
@@ -114,27 +105,18 @@ impl HttpClient {
     /// [`Error::NotFound`], 401 and 403 [`Error::AccessDenied`], 408, 429 and
     /// 5xx transient, other 4xx permanent.
     pub(crate) fn get(&self, url: &str, range: Option<(u64, u64)>) -> Result<Response> {
-        let mut attempt = 0u32;
-        loop {
-            match self.attempt(url, range) {
-                Attempt::Done(response) => return Ok(response),
-                Attempt::Failed(error, retry_after) => {
-                    if !error.is_transient() || attempt >= self.options.retries {
-                        return Err(error);
-                    }
-                    let backoff = self
-                        .options
-                        .backoff
-                        .saturating_mul(1u32 << attempt.min(16))
-                        .min(self.options.max_backoff);
-                    let wait = retry_after
-                        .map(|d| d.min(self.options.max_retry_after))
-                        .unwrap_or(backoff);
-                    std::thread::sleep(wait);
-                    attempt += 1;
-                }
-            }
-        }
+        let backoff = Backoff {
+            max_attempts: self.options.max_attempts,
+            initial: self.options.backoff,
+            max: self.options.max_backoff,
+        };
+        backoff.run(|| match self.attempt(url, range) {
+            Attempt::Done(response) => Ok(response),
+            Attempt::Failed(error, retry_after) => Err(Failed {
+                error,
+                wait: retry_after.map(|d| d.min(self.options.max_retry_after)),
+            }),
+        })
     }
 
     fn attempt(&self, url: &str, range: Option<(u64, u64)>) -> Attempt {
@@ -279,20 +261,4 @@ fn classify(url: &str, e: ureq::Error) -> Error {
             | ureq::Error::BodyStalled
     );
     network(url, e.to_string(), transient)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_content_range() {
-        assert_eq!(
-            parse_content_range("bytes 0-127/4096"),
-            Some((0, 127, Some(4096)))
-        );
-        assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, 9, None)));
-        assert_eq!(parse_content_range("bytes 5-x/10"), None);
-        assert_eq!(parse_content_range("items 0-1/2"), None);
-    }
 }

@@ -6,6 +6,7 @@
 
 mod cache;
 mod client;
+mod content_range;
 mod rows;
 mod shards;
 

@@ -34,18 +34,41 @@ pub(crate) fn validate(bytes: &[u8], name: &str) -> Result<Header> {
 }
 
 /// Reads page `page` from `bytes`, a shard [`validate`] accepted with `header`.
+///
+/// The page's token bytes are copied out first and then checked against
+/// their digest and decoded from that copy: `bytes` may be a memory map that
+/// another process changes, and a check on shared memory says nothing about
+/// a second read of it. Offsets that no longer fit `bytes` are an error.
 pub(crate) fn read_page(header: &Header, bytes: &[u8], page: u64, name: &str) -> Result<Page> {
     if page >= header.page_count {
         return Err(page_not_found(page, header.page_count, name));
     }
     let layout = header.layout();
-    let index = Index::trusted(header, &bytes[HEADER_LEN..layout.tokens as usize]);
+    let outside = |what: &str| {
+        Error::corrupt(
+            "shard",
+            format!("{name}, page {page}"),
+            format!("{what} lies outside the shard (was it changed after it was opened?)"),
+        )
+    };
+    let index_bytes = usize::try_from(layout.tokens)
+        .ok()
+        .and_then(|end| bytes.get(HEADER_LEN..end))
+        .ok_or_else(|| outside("the index"))?;
+    let index = Index::trusted(header, index_bytes);
     let span = index.span(page);
     let width = u64::from(header.token_bytes);
-    // Validation bounded every offset by the file length.
-    let start = layout.tokens + span.first_token * width;
-    let end = start + span.tokens() * width;
-    index.decode_page(header, page, &bytes[start as usize..end as usize])
+    let range = span
+        .first_token
+        .checked_mul(width)
+        .and_then(|o| layout.tokens.checked_add(o))
+        .and_then(|start| Some((start, start.checked_add(span.tokens().checked_mul(width)?)?)))
+        .and_then(|(start, end)| Some(usize::try_from(start).ok()?..usize::try_from(end).ok()?));
+    let token_bytes = range
+        .and_then(|r| bytes.get(r))
+        .ok_or_else(|| outside("the page's tokens"))?
+        .to_vec();
+    index.decode_page(header, page, &token_bytes)
 }
 
 /// A validated shard over borrowed bytes.

@@ -6,7 +6,6 @@
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::file::ShardFile;
 use super::header::{
@@ -15,18 +14,7 @@ use super::header::{
 use crate::data::source::TokenizerInfo;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A temporary path beside `path`, unique within this machine's processes.
-fn temp_beside(path: &Path, suffix: &str) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "shard".into());
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.{}.{n}.{suffix}", std::process::id()))
-}
+use crate::util::atomic::{TempFile, write_atomic_with};
 
 /// What [`ShardWriter::finish`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +36,8 @@ pub struct ShardSummary {
 /// Writes one shard file, a page at a time.
 pub struct ShardWriter {
     path: PathBuf,
-    tokens_path: PathBuf,
+    /// The scratch file of streamed tokens (removed when the writer drops).
+    tokens: TempFile,
     tokens_out: Option<BufWriter<File>>,
     tokenizer: TokenizerInfo,
     token_bytes: u32,
@@ -79,11 +68,12 @@ impl ShardWriter {
             )));
         }
         let path = path.as_ref().to_path_buf();
-        let tokens_path = temp_beside(&path, "tokens.tmp");
-        let file = File::create(&tokens_path).map_err(|e| Error::io(&tokens_path, e))?;
+        let mut tokens = TempFile::beside(&path)?;
+        let file = tokens.file()?.try_clone();
+        let file = file.map_err(|e| Error::io(tokens.path(), e))?;
         Ok(ShardWriter {
             path,
-            tokens_path,
+            tokens,
             tokens_out: Some(BufWriter::with_capacity(1 << 20, file)),
             tokenizer,
             token_bytes,
@@ -166,7 +156,7 @@ impl ShardWriter {
             .as_mut()
             .ok_or_else(|| Error::InvalidArgument("shard writer already finished".into()))?;
         out.write_all(&self.scratch)
-            .map_err(|e| Error::io(&self.tokens_path, e))?;
+            .map_err(|e| Error::io(self.tokens.path(), e))?;
         self.page_digests.push(Digest::of(&self.scratch));
         self.sequence_table.extend(ends.iter().map(|e| base + e));
         self.page_table.push(sequences);
@@ -181,7 +171,7 @@ impl ShardWriter {
             .ok_or_else(|| Error::InvalidArgument("shard writer already finished".into()))?;
         let tokens_file = out
             .into_inner()
-            .map_err(|e| Error::io(&self.tokens_path, e.into_error()))?;
+            .map_err(|e| Error::io(self.tokens.path(), e.into_error()))?;
         drop(tokens_file);
 
         let mut index = Vec::with_capacity(
@@ -202,20 +192,9 @@ impl ShardWriter {
             index_digest: Digest::of(&index),
         };
 
-        let tmp = temp_beside(&self.path, "tmp");
-        let result = write_shard(&tmp, &header, &index, &self.tokens_path)
-            .and_then(|()| std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e)));
-        let _ = std::fs::remove_file(&self.tokens_path);
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // Persist the rename; not every platform can open a directory.
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
+        write_atomic_with(&self.path, |out| {
+            write_shard(out, &self.path, &header, &index, self.tokens.path())
+        })?;
         // The reader's validation, on what was written.
         let file = ShardFile::open(&self.path)?;
         Ok(ShardSummary {
@@ -229,10 +208,16 @@ impl ShardWriter {
     }
 }
 
-fn write_shard(tmp: &Path, header: &Header, index: &[u8], tokens_path: &Path) -> Result<()> {
-    let file = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let io = |e| Error::io(tmp, e);
+/// Writes the header, the index and the streamed tokens to `out` (the
+/// temp file of `path`).
+fn write_shard(
+    out: &mut impl Write,
+    path: &Path,
+    header: &Header,
+    index: &[u8],
+    tokens_path: &Path,
+) -> Result<()> {
+    let io = |e| Error::io(path, e);
     out.write_all(&header.encode()).map_err(io)?;
     out.write_all(index).map_err(io)?;
     let mut tokens = File::open(tokens_path).map_err(|e| Error::io(tokens_path, e))?;
@@ -246,17 +231,5 @@ fn write_shard(tmp: &Path, header: &Header, index: &[u8], tokens_path: &Path) ->
         }
         out.write_all(&buf[..n]).map_err(io)?;
     }
-    let file = out
-        .into_inner()
-        .map_err(|e| Error::io(tmp, e.into_error()))?;
-    file.sync_all().map_err(io)?;
     Ok(())
-}
-
-impl Drop for ShardWriter {
-    fn drop(&mut self) {
-        if self.tokens_out.take().is_some() {
-            let _ = std::fs::remove_file(&self.tokens_path);
-        }
-    }
 }

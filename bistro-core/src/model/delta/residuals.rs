@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::codec::{DType, DeltaHeader, DeltaWriter, Encoding, Limits, open_file};
 use crate::error::{Error, Result};
-use crate::model::io::write_atomic;
+use crate::util::atomic::write_atomic_with;
 
 /// Per-parameter residuals: what earlier deltas' lossy encodings left out,
 /// added back into the next delta (see
@@ -49,7 +49,7 @@ impl Residuals {
         names.sort();
         let elements: u64 = self.buffers.values().map(|b| b.len() as u64).sum();
         let limits = Limits::for_model(elements.max(1));
-        write_atomic(path, |w| {
+        write_atomic_with(path, |w| {
             let mut writer = DeltaWriter::new(w, header, &limits)?;
             for name in names {
                 let values = &self.buffers[name];

@@ -87,6 +87,17 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
 }
 
+impl RetryPolicy {
+    /// The policy as the crate's shared retry helper.
+    pub(crate) fn backoff(&self) -> crate::util::retry::Backoff {
+        crate::util::retry::Backoff {
+            max_attempts: self.max_attempts,
+            initial: self.initial_backoff,
+            max: self.max_backoff,
+        }
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {

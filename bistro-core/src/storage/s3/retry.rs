@@ -1,48 +1,21 @@
-//! Retries with bounded exponential backoff, and the mapping from
-//! `rust-s3`'s errors to the crate's [`Error`].
+//! Retries (the crate's one [`Backoff`]), and the mapping from `rust-s3`'s
+//! errors to the crate's [`Error`].
 
 use std::io;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use s3::error::S3Error;
 
 use super::config::RetryPolicy;
 use crate::error::{Error, Result};
+use crate::util::retry::{Backoff, Failed};
 
 /// Runs `attempt` until it succeeds, fails with a non-transient error, or
-/// the policy's tries are used up. Returns the last error.
+/// the policy's tries are used up ([`Backoff::run`]). Returns the last error.
 pub(crate) fn with_retries<T>(
     policy: &RetryPolicy,
     mut attempt: impl FnMut() -> Result<T>,
 ) -> Result<T> {
-    let mut tries = 0u32;
-    loop {
-        tries = tries.saturating_add(1);
-        match attempt() {
-            Ok(value) => return Ok(value),
-            Err(e) if e.is_transient() && tries < policy.max_attempts => {
-                std::thread::sleep(backoff(policy, tries));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// The wait after failed try number `tries` (from 1).
-pub(crate) fn backoff(policy: &RetryPolicy, tries: u32) -> Duration {
-    let exponent = tries.saturating_sub(1).min(20);
-    let full = policy
-        .initial_backoff
-        .saturating_mul(1u32 << exponent)
-        .min(policy.max_backoff);
-    // Jitter in [0.5, 1]: the clock's nanoseconds are random enough to keep
-    // clients from retrying in step; nothing depends on their quality.
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let factor = 0.5 + f64::from(nanos % 1000) / 2000.0;
-    full.mul_f64(factor)
+    policy.backoff().run(|| attempt().map_err(Failed::from))
 }
 
 /// What we were doing, for error messages.
@@ -138,6 +111,7 @@ pub(crate) fn map_error(ctx: &Context<'_>, error: S3Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn ctx() -> Context<'static> {
         Context {
@@ -170,7 +144,7 @@ mod tests {
     }
 
     #[test]
-    fn retries_only_transient_errors_and_stops() {
+    fn the_policy_is_the_shared_backoff() {
         let policy = RetryPolicy {
             max_attempts: 3,
             initial_backoff: Duration::from_millis(1),
@@ -187,41 +161,5 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(calls, 3);
-
-        let mut calls = 0;
-        let r: Result<()> = with_retries(&policy, || {
-            calls += 1;
-            Err(Error::AccessDenied("no".into()))
-        });
-        assert!(r.is_err());
-        assert_eq!(calls, 1);
-
-        let mut calls = 0;
-        let r = with_retries(&policy, || {
-            calls += 1;
-            if calls < 2 {
-                Err(Error::Network {
-                    endpoint: "e".into(),
-                    detail: "d".into(),
-                    transient: true,
-                })
-            } else {
-                Ok(calls)
-            }
-        });
-        assert_eq!(r.unwrap(), 2);
-    }
-
-    #[test]
-    fn backoff_grows_and_is_bounded() {
-        let policy = RetryPolicy {
-            max_attempts: 10,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(1),
-        };
-        assert!(backoff(&policy, 1) <= Duration::from_millis(100));
-        assert!(backoff(&policy, 1) >= Duration::from_millis(50));
-        assert!(backoff(&policy, 3) >= Duration::from_millis(200));
-        assert!(backoff(&policy, 40) <= Duration::from_secs(1));
     }
 }
