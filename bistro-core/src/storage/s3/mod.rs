@@ -37,10 +37,10 @@ pub use config::{
 };
 use retry::{Context, map_error, with_retries};
 
-use super::atomic::TempFile;
 use super::key::{validate_key, validate_prefix};
 use super::{Bucket, ObjectInfo};
 use crate::error::{Error, Result};
+use crate::util::atomic::TempFile;
 
 /// A bucket on an S3-compatible server.
 pub struct S3Bucket {

@@ -7,7 +7,7 @@ use s3::error::S3Error;
 
 use super::config::RetryPolicy;
 use crate::error::{Error, Result};
-use crate::util::retry::{Backoff, Failed};
+use crate::util::retry::Failed;
 
 /// Runs `attempt` until it succeeds, fails with a non-transient error, or
 /// the policy's tries are used up ([`Backoff::run`]). Returns the last error.
