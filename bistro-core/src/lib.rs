@@ -58,6 +58,8 @@
 // docs.rs builds with every feature and `--cfg docsrs`: label each item
 // with the features it needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// `fuzzing` compiles three pure parser files a second time (see `fuzzing`).
+#![cfg_attr(feature = "fuzzing", allow(clippy::duplicate_mod))]
 
 pub mod chain;
 pub mod codec;
