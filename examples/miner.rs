@@ -109,7 +109,13 @@ fn run(args: &Args) -> bistro::Result<()> {
                 continue;
             }
             Ok(MasterStatus::Updated(revision)) => {
-                println!("training on master {}", revision.short())
+                println!("training on master {}", revision.short());
+                if let Some(e) = miner.fresh_optimizer_reason().filter(|_| done == 0) {
+                    println!(
+                        "the optimizer state in the work folder cannot be used ({e}); \
+                         training with a fresh optimizer"
+                    );
+                }
             }
             Ok(MasterStatus::Unchanged(_)) => {}
             Err(e) => {

@@ -47,6 +47,7 @@ fn run(args: &Args) -> bistro::Result<()> {
         uids_per_round: 0,
         genesis_seed: 0,
         heldout_pages: if setup.embedded { 16 } else { 0 },
+        merge: Default::default(),
     };
     let mut validator = Validator::new(
         chain.clone(),

@@ -133,6 +133,7 @@ fn run(args: &Args) -> Result<()> {
             uids_per_round: 0,
             genesis_seed: 1,
             heldout_pages: 0,
+            merge: Default::default(),
         },
     )?;
     let model_bytes = config.parameter_count() * 4;

@@ -79,6 +79,7 @@ impl Net {
             uids_per_round,
             genesis_seed: 5,
             heldout_pages: 0,
+            merge: Default::default(),
         };
         let chain: Arc<dyn Chain> = self.chain.clone();
         Validator::new(

@@ -156,6 +156,7 @@ impl Localnet {
             uids_per_round: 0,
             genesis_seed: config.seed,
             heldout_pages: 16,
+            merge: Default::default(),
         };
         let chain_dyn: Arc<dyn Chain> = chain.clone();
         let validator = Validator::new(

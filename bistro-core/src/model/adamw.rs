@@ -64,6 +64,16 @@ impl AdamW {
         })
     }
 
+    /// The first and second moments, one tensor per parameter.
+    pub fn moments(&self) -> (&[Tensor], &[Tensor]) {
+        (&self.m, &self.v)
+    }
+
+    /// The moments, mutably (to restore saved ones), and the step count.
+    pub fn moments_mut(&mut self) -> (&mut [Tensor], &mut [Tensor], &mut u64) {
+        (&mut self.m, &mut self.v, &mut self.steps)
+    }
+
     /// Bytes of optimizer state (two f32 moments per parameter).
     pub fn state_bytes(&self) -> u64 {
         self.m

@@ -7,6 +7,8 @@
 //!   [`Model::save`] / [`Model::load`], a content digest [`Model::revision`],
 //!   the evaluation [`Model::loss`] on a [`Batch`](crate::data::Batch).
 //! - [`Trainer`]: AdamW steps with clipping and a warmup + cosine schedule.
+//! - [`outer`]: the validator's outer optimizer (merge rule and its
+//!   momentum state), turning merged deltas into the next master.
 //! - [`delta`]: the bridge to the [`codec`](crate::codec): build a delta from
 //!   a trained model and the master, apply one in place, undo it exactly.
 //!
@@ -27,12 +29,14 @@ mod forward;
 mod host;
 mod init;
 mod inputs;
+pub mod outer;
 mod params;
 mod revision;
 mod rope;
 mod safetensors;
 mod schedule;
 mod train;
+mod train_state;
 mod transformer;
 
 pub use checkpoint::{CONFIG_FILE, WEIGHTS_FILE};

@@ -123,10 +123,10 @@ pub struct StepReport {
 
 /// Trains a [`Model`] it owns with AdamW.
 pub struct Trainer {
-    model: Model,
+    pub(super) model: Model,
     config: TrainConfig,
-    optimizer: AdamW,
-    steps: u64,
+    pub(super) optimizer: AdamW,
+    pub(super) steps: u64,
 }
 
 impl Trainer {

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use crate::chain::{Chain, Metagraph};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::model::outer::OuterState;
 use crate::model::{Checkpoint, Config, Device, Model};
-use crate::storage::keys::{MasterPointer, publish_master, read_master_pointer};
+use crate::storage::keys::{MasterPointer, outer_state_key, publish_master, read_master_pointer};
 use crate::storage::{Bucket, BucketCommitment, open_bucket};
 
 /// A master checkpoint on local disk whose content digest was checked
@@ -112,6 +113,55 @@ pub fn publish_model(
         pointer,
         checkpoint,
     })
+}
+
+fn outer_cache_path(cache_dir: &Path, revision: &Digest) -> PathBuf {
+    cache_dir.join(format!("master-{}.outer", revision.to_hex()))
+}
+
+/// The outer optimizer state that goes with `master`: from `cache_dir` when
+/// it is there and valid, otherwise downloaded from `bucket` (where it is
+/// published beside the master). `Ok(None)` when the bucket has none (a
+/// genesis master, or one published without a state: its momentum is
+/// zero). A state that is corrupt, of another version or model shape, or
+/// for another master is an error: a validator never merges from it.
+pub fn fetch_outer_state(
+    bucket: &dyn Bucket,
+    cache_dir: &Path,
+    master: &LocalMaster,
+    config: &Config,
+) -> Result<Option<OuterState>> {
+    std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
+    let revision = master.revision();
+    let path = outer_cache_path(cache_dir, &revision);
+    let cached_error = if path.exists() {
+        match OuterState::load(&path, config, revision) {
+            Ok(state) => return Ok(Some(state)),
+            Err(e) => Some(e),
+        }
+    } else {
+        None
+    };
+    match bucket.get_to_file(&outer_state_key(&revision), &path, max_master_bytes(config)) {
+        Ok(_) => {}
+        Err(Error::NotFound(_)) => return cached_error.map_or(Ok(None), Err),
+        Err(e) => return Err(e),
+    }
+    OuterState::load(&path, config, revision).map(Some)
+}
+
+/// Saves `state` into `cache_dir` and uploads it beside its master (call it
+/// before [`publish_model`], so that a reader who finds the pointer finds
+/// the state too).
+pub fn publish_outer_state(
+    state: &OuterState,
+    bucket: &dyn Bucket,
+    cache_dir: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
+    let path = outer_cache_path(cache_dir, &state.master());
+    state.save(&path)?;
+    bucket.put_file(&outer_state_key(&state.master()), &path)
 }
 
 /// Finds the bucket the master is published in: the commitment of the

@@ -37,8 +37,9 @@ pub struct MinerConfig {
     pub pages_per_step: usize,
     /// How deltas are encoded.
     pub encoding: DeltaEncoding,
-    /// Local folder for the master cache, upload scratch files and the
-    /// error-feedback residuals (`residuals.delta`, kept across restarts).
+    /// Local folder for the master cache, upload scratch files, the
+    /// error-feedback residuals (`residuals.delta`) and the optimizer state
+    /// (`optimizer.state`), both kept across restarts.
     pub work_dir: PathBuf,
 }
 
@@ -89,10 +90,16 @@ pub struct Miner {
     /// Residuals read from the work folder at start, carried into the first
     /// master trained on.
     restored: Residuals,
+    /// Why the optimizer state in the work folder was not used, when it was
+    /// there but unusable (training then started with a fresh optimizer).
+    fresh_optimizer: Option<Error>,
 }
 
 /// The file in the work folder that keeps the residuals of the last upload.
 const RESIDUALS_FILE: &str = "residuals.delta";
+/// The file in the work folder that keeps the optimizer state (AdamW moments
+/// and step count) after each training call.
+pub const OPTIMIZER_FILE: &str = "optimizer.state";
 
 impl Miner {
     /// A miner that uploads to `bucket` (published as `commitment`) and signs
@@ -119,6 +126,7 @@ impl Miner {
             master_bucket: None,
             training: None,
             restored,
+            fresh_optimizer: None,
         })
     }
 
@@ -168,7 +176,13 @@ impl Miner {
     }
 
     /// Makes sure the miner trains on the latest master: fetches and
-    /// verifies it when it changed, and starts training afresh from it.
+    /// verifies it when it changed, and trains on from it with the same
+    /// optimizer (AdamW moments and schedule step carry over, as DiLoCo's
+    /// workers keep their inner optimizer). The first master after a start
+    /// restores the optimizer saved in the work folder; a state file that
+    /// cannot be used (corrupt, another model) is not an error: the miner
+    /// starts a fresh optimizer and says why in
+    /// [`fresh_optimizer_reason`](Self::fresh_optimizer_reason).
     pub fn sync_master(&mut self) -> Result<MasterStatus> {
         if self.master_bucket.is_none() {
             let metagraph = self.chain.metagraph(self.config.params.netuid)?;
@@ -191,10 +205,21 @@ impl Miner {
             return Ok(MasterStatus::Unchanged(master.revision()));
         }
         let model = master.load(&self.config.model, self.config.device)?;
-        let trainer = Trainer::new(model, self.config.train.clone())?;
-        let carried = match self.training.take() {
-            Some(t) => t.last_left_out,
-            None => std::mem::take(&mut self.restored),
+        let (trainer, carried) = match self.training.take() {
+            Some(mut t) => {
+                t.trainer.replace_model(model)?;
+                (t.trainer, t.last_left_out)
+            }
+            None => {
+                let mut trainer = Trainer::new(model, self.config.train.clone())?;
+                let path = self.config.work_dir.join(OPTIMIZER_FILE);
+                if path.exists()
+                    && let Err(e) = trainer.load_state(&path)
+                {
+                    self.fresh_optimizer = Some(e);
+                }
+                (trainer, std::mem::take(&mut self.restored))
+            }
         };
         let revision = master.revision();
         self.training = Some(Training {
@@ -204,6 +229,19 @@ impl Miner {
             carried,
         });
         Ok(MasterStatus::Updated(revision))
+    }
+
+    /// Why the optimizer state saved in the work folder was not restored (a
+    /// corrupt file, one for another model): the miner trains with a fresh
+    /// optimizer. `None` when it was restored or there was none.
+    pub fn fresh_optimizer_reason(&self) -> Option<&Error> {
+        self.fresh_optimizer.as_ref()
+    }
+
+    /// Optimizer steps taken so far (they carry across masters and
+    /// restarts), once synced.
+    pub fn optimizer_steps(&self) -> Option<u64> {
+        self.training.as_ref().map(|t| t.trainer.steps())
     }
 
     /// The master being trained on, once synced.
@@ -229,6 +267,7 @@ impl Miner {
     }
 
     /// [`train`](Self::train), calling `on_step(step, loss)` after each step.
+    /// The optimizer state is then saved in the work folder (atomically).
     pub fn train_with_progress(
         &mut self,
         deadline: u64,
@@ -255,6 +294,11 @@ impl Miner {
             total += loss;
             on_step(i + 1, loss);
         }
+        std::fs::create_dir_all(&self.config.work_dir)
+            .map_err(|e| Error::io(&self.config.work_dir, e))?;
+        training
+            .trainer
+            .save_state(self.config.work_dir.join(OPTIMIZER_FILE))?;
         Ok(TrainReport {
             steps,
             mean_loss: if steps == 0 {
@@ -341,8 +385,9 @@ fn load_residuals(config: &MinerConfig) -> Result<Residuals> {
 
 /// The pages of one training step: `count` pages of the window chosen by a
 /// hash of the miner, the round and the step (any choice works; this one is
-/// reproducible).
-fn training_pages(
+/// reproducible; `step` is the optimizer's step count, which carries across
+/// masters).
+pub fn training_pages(
     window: &Window,
     hotkey: &PublicKey,
     deadline: u64,

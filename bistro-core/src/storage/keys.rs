@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | a miner's delta for a block | `deltas/<miner ss58>/<block, 20 digits>.delta` | the miner's |
 //! | a master checkpoint | `master/<revision hex>.ckpt` | the master owner's |
+//! | the outer optimizer's state that goes with a master | `master/<revision hex>.outer` | the master owner's |
 //! | the pointer to the latest master | `master/LATEST.json` ([`MASTER_POINTER`]) | the master owner's |
 //! | a validator's state | `validators/<validator ss58>/state.json` | the validator's |
 //! | a validator's evaluation log for a block | `validators/<validator ss58>/evals/<block, 20 digits>.jsonl` | the validator's |
@@ -35,6 +36,8 @@ pub const DELTA_EXT: &str = ".delta";
 pub const MASTER_DIR: &str = "master";
 /// The extension of a master checkpoint object.
 pub const MASTER_EXT: &str = ".ckpt";
+/// The extension of the outer optimizer state published beside a master.
+pub const OUTER_STATE_EXT: &str = ".outer";
 /// The key of the pointer to the latest master (a small JSON object, see
 /// [`MasterPointer`]).
 pub const MASTER_POINTER: &str = "master/LATEST.json";
@@ -82,6 +85,12 @@ fn parse_block(digits: &str) -> Option<u64> {
 /// The key of the master checkpoint with content digest `revision`.
 pub fn master_key(revision: &Digest) -> String {
     format!("{MASTER_DIR}/{}{MASTER_EXT}", revision.to_hex())
+}
+
+/// The key of the outer optimizer state (momentum) that goes with the
+/// master `revision` (the `model::outer::OuterState` file, `docs/protocol.md`).
+pub fn outer_state_key(revision: &Digest) -> String {
+    format!("{MASTER_DIR}/{}{OUTER_STATE_EXT}", revision.to_hex())
 }
 
 /// The revision named by a master key; `None` for any other key.

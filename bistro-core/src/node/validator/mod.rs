@@ -14,9 +14,10 @@
 //!    local and global page, undo it, and check the master is back bit for
 //!    bit; score the paired per-page differences (`score::ScoreRule`) and
 //!    fold the score into the uid's average (rejections score 0);
-//! 4. merge the mergeable deltas (their mean) into a candidate master and
-//!    publish it if it beats the master on the global pages; record the
-//!    master's change as a sketch;
+//! 4. merge the mergeable deltas into a candidate master with the outer
+//!    optimizer (`ValidatorConfig::merge`) and publish it, with the
+//!    optimizer's state, if it beats the master on the global pages; record
+//!    the merged pseudo-gradient as a sketch;
 //! 5. set weights when the interval has passed; upload the round's log and
 //!    the state.
 //!
@@ -49,7 +50,7 @@ use crate::codec::Limits;
 use crate::data::{PageSource, PagedBatch};
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, PublicKey};
-use crate::model::delta::{Backup, apply_permanently, apply_with_backup};
+use crate::model::delta::{Backup, apply_with_backup};
 use crate::model::{Config, Device, Model};
 use crate::pages::{global_pages, local_pages};
 use crate::score::{Evaluation, PageLosses};
@@ -73,6 +74,9 @@ pub struct ValidatorConfig {
     pub genesis_seed: u64,
     /// Held-out pages measured on the master after each round (0 = none).
     pub heldout_pages: usize,
+    /// How accepted deltas become the next master (outer optimizer, weights,
+    /// top-G); see [`crate::model::outer`].
+    pub merge: crate::model::outer::MergeConfig,
 }
 
 /// A validator.
@@ -643,34 +647,74 @@ impl Validator {
         })
     }
 
-    /// Merges the mergeable deltas' mean into a candidate master; publishes
-    /// it when it beats the master on the round's global pages, otherwise
-    /// reloads the master. Keeps in `mergeable` the uids that went in, and
-    /// records the master's change as a sketch (the mean of the merged
-    /// deltas' sketches: the sketch is linear) for later copy checks.
+    /// Merges the mergeable deltas into a candidate master with the
+    /// configured outer optimizer ([`crate::model::outer`]); publishes it —
+    /// the outer state first, then the checkpoint and the pointer — when it
+    /// beats the master on the round's global pages, otherwise reloads the
+    /// master. Keeps in `mergeable` the uids that went in, and records the
+    /// merged pseudo-gradient as a sketch (the weighted sum of the merged
+    /// deltas' sketches: the sketch is linear; the momentum is a combination
+    /// of earlier ones) for later copy checks. A corrupt or mismatched outer
+    /// state of the master is an error: nothing is merged or published from
+    /// it.
     fn merge(
         &mut self,
         mergeable: &mut Vec<u16>,
         round: &RoundPages,
         master_global: f64,
     ) -> Result<Option<f64>> {
+        use crate::model::outer::{MergeWeighting, OuterState, merge_into};
+        use crate::node::master::{fetch_outer_state, publish_outer_state};
         if mergeable.is_empty() {
             return Ok(None);
         }
-        let alpha = 1.0 / mergeable.len() as f32;
+        let merge = self.config.merge;
+        merge.validate()?;
+        // This round's scores, from the log the validator publishes.
+        let scored: Vec<(u16, f64)> = if merge.weighting == MergeWeighting::Uniform {
+            mergeable.iter().map(|&uid| (uid, 1.0)).collect()
+        } else {
+            let records = super::log::read_log_file(self.log.round_path(round.deadline))?;
+            mergeable
+                .iter()
+                .map(|&uid| {
+                    let score = records
+                        .iter()
+                        .rev()
+                        .find(|r| r.uid == uid && r.mergeable)
+                        .map_or(0.0, |r| r.score);
+                    (uid, score)
+                })
+                .collect()
+        };
+        let weights = merge.weights(&scored);
+        *mergeable = weights.iter().map(|w| w.0).collect();
+        let masters = self.config.work_dir.join("masters");
+        let mut outer = fetch_outer_state(
+            self.bucket.as_ref(),
+            &masters,
+            &self.master,
+            &self.config.model,
+        )?
+        .unwrap_or_else(|| OuterState::start(self.master.revision()));
         let downloads = self.config.work_dir.join("deltas");
         let limits = Limits::for_model(self.config.model.parameter_count());
-        let mut merged_ok = Ok(());
-        for uid in mergeable.iter() {
-            merged_ok =
+        let opened: Result<Vec<_>> = weights
+            .iter()
+            .map(|(uid, _)| {
                 crate::codec::open_file(downloads.join(format!("uid-{uid}.delta")), &limits)
-                    .and_then(|delta| apply_permanently(&mut self.model, &delta.reader(), alpha));
-            if merged_ok.is_err() {
-                break;
-            }
-        }
-        // The master's change: the sketch is linear, so it is the same mean
-        // of the merged deltas' sketches (stored in phase one).
+            })
+            .collect();
+        let merged = opened.and_then(|files| {
+            let deltas: Vec<_> = files
+                .iter()
+                .zip(&weights)
+                .map(|(f, (_, w))| (f.reader(), *w))
+                .collect();
+            merge_into(&mut self.model, &deltas, merge.rule, &mut outer)
+        });
+        // The merged pseudo-gradient: the sketch is linear, so it is the
+        // same weighted sum of the merged deltas' sketches (stored in phase one).
         let mut change = Sketch::zero();
         for entry in self
             .sketches
@@ -678,24 +722,21 @@ impl Validator {
             .entries
         {
             if let SketchSource::Delta { uid, .. } = entry.source
-                && mergeable.contains(&uid)
+                && let Some((_, w)) = weights.iter().find(|(u, _)| *u == uid)
             {
-                change.add_scaled(&entry.sketch, alpha);
+                change.add_scaled(&entry.sketch, *w);
             }
         }
-        let merged = match merged_ok {
+        let merged = match merged {
             Ok(()) => page_losses_or_nan(&self.model, &round.global),
             Err(_) => vec![f64::NAN],
         };
         let merged = mean(&merged);
         if merged < master_global {
             let block = self.chain.block()?.number.max(round.deadline);
-            self.master = publish_model(
-                &self.model,
-                self.bucket.as_ref(),
-                &self.config.work_dir.join("masters"),
-                block,
-            )?;
+            outer.set_master(self.model.revision()?);
+            publish_outer_state(&outer, self.bucket.as_ref(), &masters)?;
+            self.master = publish_model(&self.model, self.bucket.as_ref(), &masters, block)?;
             self.sketches.append(&SketchEntry {
                 deadline: round.deadline,
                 source: SketchSource::Master,
