@@ -1,0 +1,723 @@
+//! Training efficiency: how good the network's master gets for the tokens
+//! its miners train on, against centralized AdamW on the same tokens and
+//! against one miner alone.
+//!
+//! From one genesis master, on the sample corpus, it trains:
+//! - **network**: K honest miners and one validator through the SDK's own
+//!   [`Miner`] and [`Validator`] (train, upload, judge, merge with the outer
+//!   optimizer, publish) on a local chain with local buckets, R rounds of H
+//!   steps;
+//! - **centralized**: one AdamW trainer, H × R steps, each on the K miners'
+//!   pages of that step together (batch K × the miner batch: what
+//!   data-parallel training on K workers computes), same schedule;
+//! - **alone**: one trainer on miner 0's pages only, H × R steps.
+//!
+//! Prints the held-out loss against tokens trained on for all three, the
+//! final ratios and the tokens each needs to reach the centralized run's
+//! final loss; writes `efficiency.svg` and `efficiency.json` into `--dir`.
+//!
+//! ```text
+//! cargo run --release --example efficiency -- [--miners K] [--steps H] [--rounds R]
+//!     [--preset tiny] [--seed N] [--merge nesterov-0.7-0.9|mean]
+//!     [--weighting uniform|score] [--top G] [--dir out/efficiency]
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use bistro::chain::{Chain, LocalChain, LocalChainConfig, local::SubnetConfig};
+use bistro::chart::LineChart;
+use bistro::cli::{Args, Flag};
+use bistro::data::{Batch, PageSource, sample};
+use bistro::model::outer::{MergeConfig, MergeRule, MergeWeighting};
+use bistro::model::{self, Config, Device, Model, TrainConfig, Trainer};
+use bistro::node::miner::{Miner, MinerConfig, training_pages};
+use bistro::node::validator::{Validator, ValidatorConfig};
+use bistro::node::{DeltaEncoding, SubnetParams};
+use bistro::storage::{Bucket, BucketCommitment, LocalBucket};
+use bistro::{Error, Keypair, Result};
+
+const FLAGS: &[Flag] = &[
+    Flag {
+        name: "miners",
+        value: "K",
+        help: "honest miners in the network (1 to 16)",
+        default: Some("2"),
+    },
+    Flag {
+        name: "steps",
+        value: "H",
+        help: "training steps per miner per round (1 to 10000)",
+        default: Some("8"),
+    },
+    Flag {
+        name: "rounds",
+        value: "R",
+        help: "rounds (1 to 1000)",
+        default: Some("6"),
+    },
+    Flag {
+        name: "preset",
+        value: "NAME",
+        help: "model preset (tiny, 150m, 1b)",
+        default: Some("tiny"),
+    },
+    Flag {
+        name: "seed",
+        value: "N",
+        help: "seeds keys, the chain and the genesis master",
+        default: Some("7"),
+    },
+    Flag {
+        name: "merge",
+        value: "RULE",
+        help: "the validator's outer optimizer: mean or nesterov-LR-MOMENTUM",
+        default: Some("nesterov-0.7-0.9"),
+    },
+    Flag {
+        name: "weighting",
+        value: "W",
+        help: "weights of the merged deltas: uniform or score",
+        default: Some("uniform"),
+    },
+    Flag {
+        name: "top",
+        value: "G",
+        help: "merge only the best G deltas by score (0 = all)",
+        default: Some("0"),
+    },
+    Flag {
+        name: "lr",
+        value: "X",
+        help: "peak learning rate (miners and baselines)",
+        default: Some("0.003"),
+    },
+    Flag {
+        name: "pages-per-step",
+        value: "N",
+        help: "pages per miner training step (1 to 64)",
+        default: Some("2"),
+    },
+    Flag {
+        name: "encoding",
+        value: "ENC",
+        help: "the miners' delta encoding",
+        default: Some("dense-bf16"),
+    },
+    Flag {
+        name: "device",
+        value: "DEV",
+        help: "cpu or cuda (cuda:N)",
+        default: Some("cpu"),
+    },
+    Flag {
+        name: "dir",
+        value: "DIR",
+        help: "output folder (replaced)",
+        default: Some("out/efficiency"),
+    },
+];
+
+/// Held-out pages every run is measured on (the validator's count).
+const HELDOUT_PAGES: usize = 16;
+/// Pages per miner window and blocks per epoch (as the local network).
+const WINDOW_PAGES: u64 = 8;
+const EPOCH_BLOCKS: u64 = 30;
+const NETUID: u16 = 1;
+
+fn main() -> ExitCode {
+    let args = Args::from_env(
+        "Measures the network's training efficiency against centralized AdamW and one miner alone.",
+        FLAGS,
+    );
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("efficiency: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The run's settings, checked.
+#[derive(Clone, Debug, serde::Serialize)]
+struct Settings {
+    miners: usize,
+    steps: u64,
+    rounds: u64,
+    preset: String,
+    seed: u64,
+    merge: MergeConfig,
+    learning_rate: f64,
+    pages_per_step: usize,
+    encoding: String,
+    device: String,
+    #[serde(skip)]
+    dir: PathBuf,
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(name: &str, v: T, lo: T, hi: T) -> Result<T> {
+    if v < lo || v > hi {
+        return Err(Error::InvalidArgument(format!(
+            "--{name} {v} is out of range: it must be between {lo} and {hi}"
+        )));
+    }
+    Ok(v)
+}
+
+fn settings(args: &Args) -> Result<Settings> {
+    let need = |name: &str| -> Result<&str> {
+        args.extra(name)
+            .ok_or_else(|| Error::InvalidArgument(format!("--{name} is required")))
+    };
+    let miners = in_range("miners", args.extra_parsed("miners")?.unwrap_or(2), 1, 16)?;
+    let steps = in_range("steps", args.extra_parsed("steps")?.unwrap_or(8), 1, 10_000)?;
+    let rounds = in_range("rounds", args.extra_parsed("rounds")?.unwrap_or(6), 1, 1000)?;
+    let pages_per_step = in_range(
+        "pages-per-step",
+        args.extra_parsed("pages-per-step")?.unwrap_or(2),
+        1,
+        64,
+    )?;
+    let preset = need("preset")?.to_string();
+    if !model::PRESETS.contains(&preset.as_str()) {
+        return Err(Error::InvalidArgument(format!(
+            "--preset {preset:?} is not one of {:?}",
+            model::PRESETS
+        )));
+    }
+    let seed: u64 = args.extra_parsed("seed")?.unwrap_or(7);
+    let spec = need("merge")?;
+    let rule = MergeRule::parse(spec).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "--merge {spec:?} is not mean or nesterov-LR-MOMENTUM (LR > 0, MOMENTUM in [0, 1))"
+        ))
+    })?;
+    let weighting = match need("weighting")? {
+        "uniform" => MergeWeighting::Uniform,
+        "score" => MergeWeighting::Score,
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "--weighting {other:?} is not uniform or score"
+            )));
+        }
+    };
+    let top: usize = in_range("top", args.extra_parsed("top")?.unwrap_or(0), 0, 16)?;
+    let merge = MergeConfig {
+        rule,
+        weighting,
+        top: (top > 0).then_some(top),
+    };
+    merge.validate()?;
+    let learning_rate: f64 = args.extra_parsed("lr")?.unwrap_or(3e-3);
+    if !(learning_rate.is_finite() && learning_rate > 0.0 && learning_rate <= 1.0) {
+        return Err(Error::InvalidArgument(format!(
+            "--lr {learning_rate} is out of range: it must be in (0, 1]"
+        )));
+    }
+    let encoding = need("encoding")?.to_string();
+    DeltaEncoding::parse(&encoding).ok_or_else(|| {
+        Error::InvalidArgument(format!("--encoding {encoding:?} is not an encoding"))
+    })?;
+    let device = need("device")?.to_string();
+    parse_device(&device)?;
+    Ok(Settings {
+        miners,
+        steps,
+        rounds,
+        preset,
+        seed,
+        merge,
+        learning_rate,
+        pages_per_step,
+        encoding,
+        device,
+        dir: PathBuf::from(need("dir")?),
+    })
+}
+
+fn parse_device(s: &str) -> Result<Device> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(Device::Cuda)
+            .ok_or_else(|| Error::InvalidArgument(format!("--device {s:?} is not cpu or cuda:N"))),
+    }
+}
+
+fn keypair(seed: u64, name: &str) -> Result<Keypair> {
+    let mut h = bistro::digest::Hasher::new();
+    h.update(b"bistro.efficiency.key")
+        .update(&seed.to_le_bytes())
+        .update(name.as_bytes());
+    Keypair::from_seed(h.finalize().0)
+}
+
+fn local_bucket(dir: &Path, name: &str) -> Result<(Box<dyn Bucket>, BucketCommitment)> {
+    let parent = dir.join("buckets");
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    let parent = parent.canonicalize().map_err(|e| Error::io(&parent, e))?;
+    let bucket = LocalBucket::create(parent.join(name))?;
+    Ok((Box::new(bucket), BucketCommitment::local(&parent, name)?))
+}
+
+/// The training settings every run shares: warmup then cosine over H × R steps.
+fn train_config(s: &Settings) -> TrainConfig {
+    TrainConfig {
+        learning_rate: s.learning_rate,
+        min_learning_rate: s.learning_rate / 10.0,
+        warmup_steps: 4,
+        total_steps: s.steps * s.rounds,
+        ..TrainConfig::default()
+    }
+}
+
+/// The held-out loss of `model` on the validator's held-out pages.
+fn heldout_loss(model: &Model, heldout: &Arc<dyn PageSource>, seq_len: usize) -> Result<f64> {
+    let n = heldout.num_pages();
+    let k = (HELDOUT_PAGES as u64).min(n);
+    let ids: Vec<u64> = (0..k).map(|i| i * n / k).collect();
+    model.loss(&heldout.batch(&ids, seq_len)?)
+}
+
+/// Real tokens in a batch.
+fn tokens(batch: &Batch) -> u64 {
+    batch.mask.iter().map(|&m| u64::from(m)).sum()
+}
+
+/// A curve of held-out loss against tokens trained on.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+struct Curve {
+    /// `(tokens, held-out loss)` after each round (first point: genesis).
+    points: Vec<(u64, f64)>,
+}
+
+impl Curve {
+    fn last(&self) -> (u64, f64) {
+        self.points.last().copied().unwrap_or((0, f64::NAN))
+    }
+
+    /// Tokens needed to reach `target` (linear between measured points);
+    /// `None` if the curve never gets there.
+    fn tokens_to_reach(&self, target: f64) -> Option<f64> {
+        let first = self.points.first()?;
+        if first.1 <= target {
+            return Some(first.0 as f64);
+        }
+        self.points.windows(2).find_map(|w| {
+            let ((t0, l0), (t1, l1)) = (w[0], w[1]);
+            (l1 <= target).then(|| {
+                let f = if l0 > l1 {
+                    (l0 - target) / (l0 - l1)
+                } else {
+                    1.0
+                };
+                t0 as f64 + f * (t1 - t0) as f64
+            })
+        })
+    }
+}
+
+/// The pages each miner trained on in each step of each round.
+type PagePlan = Vec<Vec<Vec<Vec<u64>>>>;
+
+/// What the network run produced.
+struct NetworkRun {
+    curve: Curve,
+    plan: PagePlan,
+    merged_per_round: Vec<usize>,
+    published_per_round: Vec<bool>,
+    seconds: f64,
+}
+
+fn run_network(
+    s: &Settings,
+    data: &Arc<dyn PageSource>,
+    heldout: &Arc<dyn PageSource>,
+    config: &Config,
+    device: Device,
+) -> Result<NetworkRun> {
+    let started = std::time::Instant::now();
+    let dir = &s.dir;
+    let mut genesis = [0u8; 32];
+    genesis[..8].copy_from_slice(&s.seed.to_le_bytes());
+    let chain = Arc::new(LocalChain::open_or_create(
+        dir.join("chain"),
+        &LocalChainConfig::manual(genesis),
+    )?);
+    chain.add_subnet(NETUID, SubnetConfig::default())?;
+    let mut params = SubnetParams::new(NETUID, data.params(WINDOW_PAGES, EPOCH_BLOCKS, 2)?);
+    params.weights_interval_blocks = params.round_blocks;
+    params.validate()?;
+    let seq_len = params.seq_len;
+    let coldkey = keypair(s.seed, "coldkey")?.public();
+    let validator_key = keypair(s.seed, "validator")?;
+    chain.register(NETUID, &validator_key.public(), &coldkey, 1_000_000_000_000)?;
+    let (bucket, commitment) = local_bucket(dir, "validator")?;
+    let chain_dyn: Arc<dyn Chain> = chain.clone();
+    let mut validator = Validator::new(
+        chain_dyn.clone(),
+        bucket,
+        commitment,
+        validator_key,
+        data.clone(),
+        ValidatorConfig {
+            params: params.clone(),
+            model: config.clone(),
+            device,
+            work_dir: dir.join("validator"),
+            uids_per_round: 0,
+            genesis_seed: s.seed,
+            heldout_pages: HELDOUT_PAGES,
+            merge: s.merge,
+        },
+    )?
+    .with_heldout(heldout.clone());
+    let encoding = DeltaEncoding::parse(&s.encoding)
+        .ok_or_else(|| Error::InvalidArgument(format!("encoding {:?}", s.encoding)))?;
+    let mut miners = Vec::new();
+    for i in 0..s.miners {
+        let name = format!("miner-{i}");
+        let key = keypair(s.seed, &name)?;
+        chain.register(NETUID, &key.public(), &coldkey, 0)?;
+        let (bucket, commitment) = local_bucket(dir, &name)?;
+        chain.set_commitment(NETUID, &key, commitment.encode()?.as_bytes())?;
+        miners.push(Miner::new(
+            chain_dyn.clone(),
+            bucket,
+            commitment,
+            key,
+            data.clone(),
+            MinerConfig {
+                params: params.clone(),
+                model: config.clone(),
+                train: train_config(s),
+                device,
+                steps_per_upload: s.steps,
+                pages_per_step: s.pages_per_step,
+                encoding,
+                work_dir: dir.join(&name),
+            },
+        )?);
+    }
+
+    // The genesis master the baselines start from, as the validator published it.
+    let genesis = dir.join("genesis.safetensors");
+    std::fs::copy(validator.master().checkpoint.path(), &genesis)
+        .map_err(|e| Error::io(&genesis, e))?;
+    let start = validator
+        .heldout_loss()?
+        .ok_or_else(|| Error::InvalidArgument("no held-out loss".into()))?;
+    let mut curve = Curve {
+        points: vec![(0, start)],
+    };
+    let mut plan = PagePlan::new();
+    let mut merged_per_round = Vec::new();
+    let mut published_per_round = Vec::new();
+    let mut trained_tokens = 0u64;
+    for round in 0..s.rounds {
+        let block = chain.block()?.number;
+        let deadline = params.deadline_after(block);
+        // Each miner's pages for this round, as it will draw them.
+        let mut round_plan = vec![Vec::new(); s.steps as usize];
+        for miner in miners.iter_mut() {
+            miner.sync_master()?;
+            let first_step = miner.optimizer_steps().unwrap_or(0);
+            let window = miner.window_for(deadline)?;
+            for (i, step) in round_plan.iter_mut().enumerate() {
+                step.push(training_pages(
+                    &window,
+                    &miner.hotkey(),
+                    deadline,
+                    first_step + i as u64,
+                    s.pages_per_step,
+                ));
+            }
+        }
+        for step in &round_plan {
+            for pages in step {
+                trained_tokens += tokens(&data.batch(pages, seq_len)?);
+            }
+        }
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = miners
+                .iter_mut()
+                .map(|miner| {
+                    scope.spawn(move || -> Result<()> {
+                        model::set_threads(1);
+                        miner.train(deadline, s.steps)?;
+                        miner.upload(block)?;
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::InvalidArgument("a miner panicked".into())))
+                })
+                .collect()
+        });
+        for r in results {
+            r?;
+        }
+        let reveal = params.reveal_block(deadline);
+        chain.advance(reveal.saturating_sub(chain.block()?.number))?;
+        model::set_threads(2);
+        let report = validator.run_round(deadline)?;
+        let loss = report.heldout_loss.unwrap_or(f64::NAN);
+        let merged = report.rows.iter().filter(|r| r.merged).count();
+        let published = report.master_after != report.master_before;
+        println!(
+            "  network round {}/{}: {merged} of {} deltas merged{}, held-out loss {loss:.4}",
+            round + 1,
+            s.rounds,
+            s.miners,
+            if published { "" } else { " (master kept)" },
+        );
+        curve.points.push((trained_tokens, loss));
+        plan.push(round_plan);
+        merged_per_round.push(merged);
+        published_per_round.push(published);
+    }
+    Ok(NetworkRun {
+        curve,
+        plan,
+        merged_per_round,
+        published_per_round,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// One trainer from the genesis master over the plan's steps, each step on
+/// the pages of the miners `which` selects; measured after every round.
+#[allow(clippy::too_many_arguments)]
+fn run_trainer(
+    s: &Settings,
+    data: &Arc<dyn PageSource>,
+    heldout: &Arc<dyn PageSource>,
+    genesis: &Path,
+    config: &Config,
+    device: Device,
+    plan: &PagePlan,
+    which: &dyn Fn(usize) -> bool,
+    label: &str,
+) -> Result<(Curve, f64)> {
+    let started = std::time::Instant::now();
+    let seq_len = SubnetParams::new(NETUID, data.params(WINDOW_PAGES, EPOCH_BLOCKS, 2)?).seq_len;
+    let model = Model::load(genesis, config.clone(), device)?;
+    let mut trainer = Trainer::new(model, train_config(s))?;
+    let mut curve = Curve {
+        points: vec![(0, heldout_loss(trainer.model(), heldout, seq_len)?)],
+    };
+    let mut trained = 0u64;
+    for (round, steps) in plan.iter().enumerate() {
+        for step in steps {
+            let ids: Vec<u64> = step
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| which(*k))
+                .flat_map(|(_, pages)| pages.iter().copied())
+                .collect();
+            let batch = data.batch(&ids, seq_len)?;
+            trained += tokens(&batch);
+            trainer.train_step(&batch)?;
+        }
+        let loss = heldout_loss(trainer.model(), heldout, seq_len)?;
+        println!(
+            "  {label} round {}/{}: held-out loss {loss:.4}",
+            round + 1,
+            s.rounds
+        );
+        curve.points.push((trained, loss));
+    }
+    Ok((curve, started.elapsed().as_secs_f64()))
+}
+
+#[derive(serde::Serialize)]
+struct RunSummary {
+    curve: Curve,
+    final_tokens: u64,
+    final_loss: f64,
+    tokens_to_reach_centralized: Option<f64>,
+    seconds: f64,
+}
+
+#[derive(serde::Serialize)]
+struct Summary {
+    settings: Settings,
+    network: RunSummary,
+    centralized: RunSummary,
+    alone: RunSummary,
+    /// Final held-out loss, network / centralized.
+    network_over_centralized: f64,
+    /// Final held-out loss, network / alone.
+    network_over_alone: f64,
+    /// Whether the network is within 2% of centralized (the goal).
+    within_two_percent: bool,
+    merged_per_round: Vec<usize>,
+    published_per_round: Vec<bool>,
+}
+
+fn summarize(curve: Curve, target: f64, seconds: f64) -> RunSummary {
+    let (final_tokens, final_loss) = curve.last();
+    RunSummary {
+        tokens_to_reach_centralized: curve.tokens_to_reach(target),
+        curve,
+        final_tokens,
+        final_loss,
+        seconds,
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    let s = settings(args)?;
+    if s.dir.join("chain").exists() {
+        std::fs::remove_dir_all(&s.dir).map_err(|e| Error::io(&s.dir, e))?;
+    }
+    std::fs::create_dir_all(&s.dir).map_err(|e| Error::io(&s.dir, e))?;
+    model::set_threads(1);
+    let device = parse_device(&s.device)?;
+    let config = Config::preset(&s.preset)?;
+    let data: Arc<dyn PageSource> = Arc::new(sample::train()?);
+    let heldout: Arc<dyn PageSource> = Arc::new(sample::heldout()?);
+    println!(
+        "efficiency: {} miners x {} steps x {} rounds, model {} ({} parameters), merge {}{}{}",
+        s.miners,
+        s.steps,
+        s.rounds,
+        s.preset,
+        config.parameter_count(),
+        s.merge.rule,
+        if s.merge.weighting == MergeWeighting::Score {
+            ", score-weighted"
+        } else {
+            ""
+        },
+        s.merge
+            .top
+            .map(|g| format!(", top {g}"))
+            .unwrap_or_default(),
+    );
+    let network = run_network(&s, &data, &heldout, &config, device)?;
+    let genesis_path = s.dir.join("genesis.safetensors");
+    model::set_threads(2);
+    let (centralized, c_secs) = run_trainer(
+        &s,
+        &data,
+        &heldout,
+        &genesis_path,
+        &config,
+        device,
+        &network.plan,
+        &|_| true,
+        "centralized",
+    )?;
+    let (alone, a_secs) = run_trainer(
+        &s,
+        &data,
+        &heldout,
+        &genesis_path,
+        &config,
+        device,
+        &network.plan,
+        &|k| k == 0,
+        "alone",
+    )?;
+    let target = centralized.last().1;
+    let summary = Summary {
+        network_over_centralized: network.curve.last().1 / target,
+        network_over_alone: network.curve.last().1 / alone.last().1,
+        within_two_percent: network.curve.last().1 <= target * 1.02,
+        merged_per_round: network.merged_per_round.clone(),
+        published_per_round: network.published_per_round.clone(),
+        network: summarize(network.curve.clone(), target, network.seconds),
+        centralized: summarize(centralized, target, c_secs),
+        alone: summarize(alone, target, a_secs),
+        settings: s.clone(),
+    };
+    print_summary(&summary);
+    let mut chart = LineChart::new(
+        &format!(
+            "held-out loss vs tokens: K={} H={} R={} ({}, merge {})",
+            s.miners, s.steps, s.rounds, s.preset, s.merge.rule
+        ),
+        "tokens trained on (millions)",
+        "held-out loss",
+    );
+    let millions = |c: &Curve| -> Vec<(f64, f64)> {
+        c.points.iter().map(|&(t, l)| (t as f64 / 1e6, l)).collect()
+    };
+    chart
+        .add("network", millions(&summary.network.curve))
+        .add("centralized AdamW", millions(&summary.centralized.curve))
+        .add("one miner alone", millions(&summary.alone.curve));
+    let svg = s.dir.join("efficiency.svg");
+    chart.write(&svg).map_err(|e| Error::io(&svg, e))?;
+    let json = serde_json::to_vec_pretty(&summary)
+        .map_err(|e| Error::InvalidArgument(format!("summary: {e}")))?;
+    let path = s.dir.join("efficiency.json");
+    bistro::storage::write_file_atomic(&path, &json)?;
+    println!("chart: {}; summary: {}", svg.display(), path.display());
+    Ok(())
+}
+
+fn print_summary(s: &Summary) {
+    println!("\nheld-out loss against tokens trained on:");
+    println!(
+        "{:>6} {:>12} {:>9} {:>12} {:>11} {:>12} {:>9}",
+        "round", "tokens", "network", "tokens", "centralized", "tokens", "alone"
+    );
+    let rows = s.network.curve.points.len();
+    for i in 0..rows {
+        let n = s.network.curve.points[i];
+        let c = s
+            .centralized
+            .curve
+            .points
+            .get(i)
+            .copied()
+            .unwrap_or((0, f64::NAN));
+        let a = s
+            .alone
+            .curve
+            .points
+            .get(i)
+            .copied()
+            .unwrap_or((0, f64::NAN));
+        println!(
+            "{i:>6} {:>12} {:>9.4} {:>12} {:>11.4} {:>12} {:>9.4}",
+            n.0, n.1, c.0, c.1, a.0, a.1
+        );
+    }
+    let reach = |r: &RunSummary| {
+        r.tokens_to_reach_centralized
+            .map_or("never".to_string(), |t| format!("{:.0}", t))
+    };
+    println!(
+        "\nfinal held-out loss: network {:.4}, centralized {:.4}, alone {:.4}",
+        s.network.final_loss, s.centralized.final_loss, s.alone.final_loss
+    );
+    println!(
+        "network / centralized = {:.4} ({}within 2%); network / alone = {:.4}",
+        s.network_over_centralized,
+        if s.within_two_percent { "" } else { "not " },
+        s.network_over_alone
+    );
+    println!(
+        "tokens to reach the centralized final loss {:.4}: network {}, centralized {}, alone {}",
+        s.centralized.final_loss,
+        reach(&s.network),
+        reach(&s.centralized),
+        reach(&s.alone)
+    );
+    println!(
+        "time: network {:.0} s, centralized {:.0} s, alone {:.0} s",
+        s.network.seconds, s.centralized.seconds, s.alone.seconds
+    );
+}
