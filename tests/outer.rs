@@ -1,0 +1,259 @@
+//! The outer optimizer and the miners' optimizer state through the real
+//! miner and validator: a merge reproduced bit for bit from what the
+//! validator publishes, a corrupt outer state refused, a miner's AdamW state
+//! kept across masters and restarts.
+#![cfg(feature = "full")]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bistro::chain::{Chain, LocalChain, LocalChainConfig, local::SubnetConfig};
+use bistro::codec::{Limits, open_file};
+use bistro::data::{PageSource, sample};
+use bistro::model::outer::{MergeConfig, MergeRule, OuterState, merge_into};
+use bistro::model::{Config, Device, Model, TrainConfig};
+use bistro::node::miner::{Miner, MinerConfig, OPTIMIZER_FILE};
+use bistro::node::validator::{Validator, ValidatorConfig};
+use bistro::node::{DeltaEncoding, SubnetParams};
+use bistro::storage::keys::{master_key, outer_state_key};
+use bistro::storage::{Bucket, BucketCommitment, LocalBucket};
+use bistro::{Error, Keypair};
+
+struct Net {
+    root: PathBuf,
+    chain: Arc<LocalChain>,
+    data: Arc<dyn PageSource>,
+    params: SubnetParams,
+    model: Config,
+    _dir: tempfile::TempDir,
+}
+
+fn key(i: u8) -> Keypair {
+    Keypair::from_seed([i; 32]).unwrap()
+}
+
+fn bucket(root: &Path, name: &str) -> (Box<dyn Bucket>, BucketCommitment) {
+    let parent = root.join("buckets");
+    std::fs::create_dir_all(&parent).unwrap();
+    (
+        Box::new(LocalBucket::create(parent.join(name)).unwrap()),
+        BucketCommitment::local(&parent, name).unwrap(),
+    )
+}
+
+fn net() -> Net {
+    bistro::model::set_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let chain = Arc::new(
+        LocalChain::open_or_create(root.join("chain"), &LocalChainConfig::manual([3; 32])).unwrap(),
+    );
+    chain.add_subnet(1, SubnetConfig::default()).unwrap();
+    let data: Arc<dyn PageSource> = Arc::new(sample::train().unwrap());
+    let params = SubnetParams::new(1, data.params(8, 1000, 2).unwrap());
+    chain
+        .register(1, &key(100).public(), &key(100).public(), 1 << 40)
+        .unwrap();
+    Net {
+        root,
+        chain,
+        data,
+        params,
+        model: Config::preset("tiny").unwrap(),
+        _dir: dir,
+    }
+}
+
+impl Net {
+    fn validator(&self, merge: MergeConfig) -> Validator {
+        let (b, c) = bucket(&self.root, "validator");
+        let config = ValidatorConfig {
+            params: self.params.clone(),
+            model: self.model.clone(),
+            device: Device::Cpu,
+            work_dir: self.root.join("validator"),
+            uids_per_round: 0,
+            genesis_seed: 5,
+            heldout_pages: 0,
+            merge,
+        };
+        let chain: Arc<dyn Chain> = self.chain.clone();
+        Validator::new(chain, b, c, key(100), self.data.clone(), config).unwrap()
+    }
+
+    fn register(&self, i: u8) {
+        let k = key(i);
+        self.chain.register(1, &k.public(), &k.public(), 0).unwrap();
+        let (_, c) = bucket(&self.root, &format!("miner-{i}"));
+        self.chain
+            .set_commitment(1, &k, c.encode().unwrap().as_bytes())
+            .unwrap();
+    }
+
+    fn miner(&self, i: u8) -> Miner {
+        let (own, commitment) = bucket(&self.root, &format!("miner-{i}"));
+        let config = MinerConfig {
+            params: self.params.clone(),
+            model: self.model.clone(),
+            train: TrainConfig {
+                learning_rate: 3e-3,
+                warmup_steps: 1,
+                total_steps: 100,
+                ..TrainConfig::default()
+            },
+            device: Device::Cpu,
+            steps_per_upload: 2,
+            pages_per_step: 1,
+            encoding: DeltaEncoding::parse("dense-bf16").unwrap(),
+            work_dir: self.root.join(format!("miner-{i}")),
+        };
+        let chain: Arc<dyn Chain> = self.chain.clone();
+        Miner::new(chain, own, commitment, key(i), self.data.clone(), config).unwrap()
+    }
+
+    /// Every miner syncs, trains 2 steps and uploads; the chain moves to the
+    /// reveal block; returns the deadline and the delta keys by miner.
+    fn work(&self, miners: &mut [Miner]) -> (u64, Vec<String>) {
+        let block = self.chain.block().unwrap().number;
+        let deadline = self.params.deadline_after(block);
+        let mut keys = Vec::new();
+        for m in miners.iter_mut() {
+            m.sync_master().unwrap();
+            m.train(deadline, 2).unwrap();
+            keys.push(m.upload(block).unwrap().key);
+        }
+        let to = self.params.reveal_block(deadline) - block;
+        self.chain.advance(to).unwrap();
+        (deadline, keys)
+    }
+}
+
+#[test]
+fn a_nesterov_merge_is_reproduced_bit_for_bit_from_what_the_validator_publishes() {
+    let net = net();
+    let merge = MergeConfig {
+        rule: MergeRule::DILOCO,
+        ..MergeConfig::default()
+    };
+    let mut validator = net.validator(merge);
+    net.register(1);
+    net.register(2);
+    let mut miners = vec![net.miner(1), net.miner(2)];
+
+    // Two rounds, each merging both deltas: the second starts with momentum.
+    let mut reports = Vec::new();
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let (deadline, k) = net.work(&mut miners);
+        let report = validator.run_round(deadline).unwrap();
+        assert_ne!(report.master_after, report.master_before, "{report:?}");
+        assert_eq!(report.rows.iter().filter(|r| r.merged).count(), 2);
+        reports.push(report);
+        keys.push(k);
+    }
+    // The miners kept their optimizer across the master change.
+    assert_eq!(miners[0].optimizer_steps(), Some(4));
+
+    // An auditor: the parent master, its outer state and the deltas, all
+    // from the buckets.
+    let (vb, _) = bucket(&net.root, "validator");
+    let audit = net.root.join("audit");
+    std::fs::create_dir_all(&audit).unwrap();
+    let parent = reports[1].master_before;
+    let parent_path = audit.join("parent.ckpt");
+    vb.get_to_file(&master_key(&parent), &parent_path, u64::MAX)
+        .unwrap();
+    let state_path = audit.join("parent.outer");
+    vb.get_to_file(&outer_state_key(&parent), &state_path, u64::MAX)
+        .unwrap();
+    let mut state = OuterState::load(&state_path, &net.model, parent).unwrap();
+    assert_eq!(state.steps(), 1);
+    let limits = Limits::for_model(net.model.parameter_count());
+    let files: Vec<_> = keys[1]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let (b, _) = bucket(&net.root, &format!("miner-{}", i + 1));
+            let path = audit.join(format!("{i}.delta"));
+            b.get_to_file(k, &path, u64::MAX).unwrap();
+            open_file(&path, &limits).unwrap()
+        })
+        .collect();
+    // uids 1 and 2, in uid order, 1/2 each.
+    let deltas: Vec<_> = files.iter().map(|f| (f.reader(), 0.5f32)).collect();
+    let mut model = Model::load(&parent_path, net.model.clone(), Device::Cpu).unwrap();
+    merge_into(&mut model, &deltas, merge.rule, &mut state).unwrap();
+    let next = model.revision().unwrap();
+    assert_eq!(next, reports[1].master_after);
+    state.set_master(next);
+    let replay = audit.join("replay.outer");
+    state.save(&replay).unwrap();
+    let published = vb.get(&outer_state_key(&next), u64::MAX).unwrap();
+    assert_eq!(std::fs::read(&replay).unwrap(), published);
+    // The same deltas merged as a plain mean give another master.
+    let mut mean = Model::load(&parent_path, net.model.clone(), Device::Cpu).unwrap();
+    let mut s = OuterState::start(parent);
+    merge_into(&mut mean, &deltas, MergeRule::Mean, &mut s).unwrap();
+    assert_ne!(mean.revision().unwrap(), next);
+
+    // A corrupt outer state of the current master (in the validator's cache
+    // and in its bucket): the validator refuses to merge and publish.
+    let mut bytes = published.clone();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    vb.put(&outer_state_key(&next), &bytes).unwrap();
+    let cached = net
+        .root
+        .join("validator/masters")
+        .join(format!("master-{}.outer", next.to_hex()));
+    assert!(cached.exists());
+    std::fs::write(&cached, &bytes).unwrap();
+    let (deadline, _) = net.work(&mut miners);
+    let refused = validator.run_round(deadline);
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(validator.master().revision(), next);
+}
+
+#[test]
+fn a_miner_keeps_its_optimizer_across_restarts_and_starts_fresh_from_a_bad_file() {
+    let net = net();
+    let _validator = net.validator(MergeConfig::default());
+    net.register(1);
+    let mut miner = net.miner(1);
+    miner.sync_master().unwrap();
+    let deadline = net.params.deadline_after(net.chain.block().unwrap().number);
+    miner.train(deadline, 3).unwrap();
+    let state = net.root.join("miner-1").join(OPTIMIZER_FILE);
+    assert!(state.exists());
+    let saved = std::fs::read(&state).unwrap();
+    drop(miner);
+
+    // A restart restores the moments and the step count.
+    let mut restarted = net.miner(1);
+    restarted.sync_master().unwrap();
+    assert_eq!(restarted.optimizer_steps(), Some(3));
+    assert!(restarted.fresh_optimizer_reason().is_none());
+    restarted.train(deadline, 1).unwrap();
+    assert_eq!(restarted.optimizer_steps(), Some(4));
+    drop(restarted);
+
+    // A corrupt file: a typed error reported, training goes on from scratch.
+    let mut bad = saved.clone();
+    let at = bad.len() / 3;
+    bad[at] ^= 1;
+    std::fs::write(&state, &bad).unwrap();
+    let mut fresh = net.miner(1);
+    fresh.sync_master().unwrap();
+    assert_eq!(fresh.optimizer_steps(), Some(0));
+    let reason = fresh
+        .fresh_optimizer_reason()
+        .expect("the bad file is reported");
+    assert!(!matches!(reason, Error::Io { .. }), "{reason}");
+    fresh.train(deadline, 1).unwrap();
+    assert_eq!(fresh.optimizer_steps(), Some(1));
+    // The next save replaced the bad file with a good one.
+    let mut again = net.miner(1);
+    again.sync_master().unwrap();
+    assert_eq!(again.optimizer_steps(), Some(1));
+    assert!(again.fresh_optimizer_reason().is_none());
+}
