@@ -658,7 +658,7 @@ fn run(args: &Args) -> Result<()> {
         .add("centralized AdamW", millions(&summary.centralized.curve))
         .add("one miner alone", millions(&summary.alone.curve));
     let svg = s.dir.join("efficiency.svg");
-    chart.write(&svg).map_err(|e| Error::io(&svg, e))?;
+    chart.write(&svg)?;
     let json = serde_json::to_vec_pretty(&summary)
         .map_err(|e| Error::InvalidArgument(format!("summary: {e}")))?;
     let path = s.dir.join("efficiency.json");

@@ -30,12 +30,12 @@ use serde::{Deserialize, Serialize};
 
 use super::config::Config;
 use super::host;
-use crate::util::atomic::write_atomic_with;
 use super::params::layout;
 use super::transformer::Model;
 use crate::codec::{DType, DeltaHeader, DeltaReader, DeltaWriter, Encoding, Limits, open_file};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::util::atomic::write_atomic_with;
 
 /// What the master does with the merged delta `u = Σ wᵢ Δᵢ`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

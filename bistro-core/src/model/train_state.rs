@@ -11,12 +11,12 @@
 use std::path::Path;
 
 use super::host;
-use crate::util::atomic::write_atomic_with;
 use super::train::Trainer;
 use super::transformer::Model;
 use crate::codec::{DType, DeltaHeader, DeltaWriter, Encoding, Limits, open_file};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
+use crate::util::atomic::write_atomic_with;
 
 /// Version of the trainer state file's layout.
 pub const TRAINER_STATE_VERSION: u32 = 1;

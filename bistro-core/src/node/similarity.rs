@@ -125,7 +125,7 @@ impl Sketch {
                     acc[bucket] += sign * f64::from(v);
                 };
                 if t.is_sparse() {
-                    t.for_each_sparse(&mut add);
+                    t.for_each_sparse(&mut add)?;
                 } else {
                     for (i, v) in t.decode()?.into_iter().enumerate() {
                         if v != 0.0 {

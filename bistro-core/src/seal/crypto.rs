@@ -13,8 +13,8 @@ use super::{
 };
 use crate::chain::beacon::{BeaconKey, Pulse};
 use crate::error::{Error, Result, TimelockError};
-use crate::storage::atomic::TempFile;
 use crate::timelock;
+use crate::util::atomic::TempFile;
 
 /// How [`seal_with_options`] seals.
 #[derive(Clone, Debug, PartialEq, Eq)]
