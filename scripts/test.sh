@@ -10,7 +10,8 @@
 #      tests, S3 against moto_server, the model on libtorch, the subtensor
 #      client against a mock node, the local network's acceptance test
 #   4. the C ABI from C, C++ (libtorch) and Python, under valgrind and ASan
-#   5. every fuzz target for a bounded time ($BISTRO_FUZZ_SECONDS, default 60)
+#   5. every fuzz target for a bounded time ($BISTRO_FUZZ_SECONDS, default 30;
+#      `scripts/fuzz.sh 600` is the long run)
 #
 # Stops at the first failure. Servers the tests start listen on 127.0.0.1 only.
 set -euo pipefail
@@ -49,7 +50,7 @@ cargo test --workspace --no-fail-fast
 step "the C ABI from C, C++ and Python (valgrind, ASan/UBSan)"
 scripts/test-ffi.sh
 
-step "fuzzing every target for ${BISTRO_FUZZ_SECONDS:-60} s"
-scripts/fuzz.sh "${BISTRO_FUZZ_SECONDS:-60}"
+step "fuzzing every target for ${BISTRO_FUZZ_SECONDS:-30} s (light parsers a quarter of it)"
+scripts/fuzz.sh "${BISTRO_FUZZ_SECONDS:-30}"
 
 step "all tests passed"
