@@ -466,6 +466,9 @@ fn run_network(
         for r in results {
             r?;
         }
+        // The deadline: the validator lists the buckets, then the reveal.
+        chain.advance(deadline.saturating_sub(chain.block()?.number))?;
+        validator.snapshot(deadline)?;
         let reveal = params.reveal_block(deadline);
         chain.advance(reveal.saturating_sub(chain.block()?.number))?;
         model::set_threads(2);

@@ -13,7 +13,6 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bistro::cli::Args;
 use bistro::data::sample;
@@ -74,15 +73,28 @@ fn run(args: &Args) -> bistro::Result<()> {
         setup.work_dir.join("weights.svg").display(),
         reports.len()
     );
+    // Deadline snapshots come from a thread of their own, on time even
+    // while this one is still judging the previous round.
+    let snapshots = validator.snapshotter().spawn(chain.block()?.number);
     let mut done = 0u64;
     while rounds.is_none_or(|r| done < r) {
-        let block = chain.block()?.number;
-        let deadline = params.deadline_after(block);
-        println!("block {block}: waiting for the deadline at block {deadline}");
-        let wait = chain
-            .block_time()
-            .saturating_mul(4 * (params.round_blocks as u32 + 2));
-        chain.wait_for_block(deadline, wait.max(Duration::from_secs(60)))?;
+        println!("waiting for the next deadline");
+        let snapshot = snapshots
+            .recv()
+            .map_err(|_| bistro::Error::Unavailable("the snapshot thread ended".into()))??;
+        let deadline = snapshot.deadline;
+        println!(
+            "deadline {deadline}: {} bucket(s) pinned, {} not listed, in {} ms{}",
+            snapshot.pins.len(),
+            snapshot.unlisted.len(),
+            snapshot.took_ms,
+            if snapshot.before_reveal {
+                ""
+            } else {
+                " (after the reveal block: nobody is judged this round)"
+            }
+        );
+        validator.use_snapshot(snapshot)?;
         let report = validator.run_round(deadline)?;
         print_round(&report, |uid| format!("uid {uid}"));
         history.append(&report)?;

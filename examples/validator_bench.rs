@@ -177,7 +177,14 @@ fn run(args: &Args) -> Result<()> {
             },
         )?;
     }
-    chain.advance(params.reveal_block(deadline))?;
+    // The deadline (the validator lists the buckets), then the reveal.
+    chain.advance(deadline.saturating_sub(chain.block()?.number))?;
+    validator.snapshot(deadline)?;
+    chain.advance(
+        params
+            .reveal_block(deadline)
+            .saturating_sub(chain.block()?.number),
+    )?;
     let baseline = status_bytes("VmRSS:");
     reset_peak();
     let started = std::time::Instant::now();

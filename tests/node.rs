@@ -173,9 +173,13 @@ impl Net {
         self.chain.advance(block.saturating_sub(now)).unwrap();
     }
 
-    /// Moves the chain to the reveal block of the next deadline; returns the deadline.
-    fn close_round(&self) -> u64 {
+    /// Moves the chain to the next deadline, lets `validator` take its
+    /// deadline snapshot there, then moves to the reveal block; returns the
+    /// deadline.
+    fn close_round(&self, validator: &mut Validator) -> u64 {
         let deadline = self.next_deadline();
+        self.advance_to(deadline);
+        assert!(validator.snapshot(deadline).unwrap().before_reveal);
         self.advance_to(self.params.reveal_block(deadline));
         deadline
     }
@@ -202,7 +206,7 @@ fn a_restarted_validator_keeps_its_averages_and_does_not_judge_a_uid_twice() {
     let mut validator = net.validator(0);
     let (uid, _) = net.miner(1);
     net.upload(&validator, 1, uid, 0.0);
-    let deadline = net.close_round();
+    let deadline = net.close_round(&mut validator);
     let report = validator.run_round(deadline).unwrap();
     assert_eq!(report.rows.len(), 1);
     assert_eq!(report.rows[0].outcome, "no_local_gain");
@@ -233,7 +237,7 @@ fn with_a_cap_per_round_every_uid_is_judged_in_turn() {
     let (b, _) = net.miner(2);
     let mut judged = Vec::new();
     for _ in 0..4 {
-        let deadline = net.close_round();
+        let deadline = net.close_round(&mut validator);
         let report = validator.run_round(deadline).unwrap();
         assert_eq!(report.rows.len(), 1);
         assert_eq!(report.rows[0].outcome, "no_delta");
@@ -250,15 +254,20 @@ fn wrong_authors_and_late_uploads_are_rejected_before_evaluation() {
     let (liar, _) = net.miner(2);
     let (late, late_bucket) = net.miner(3);
     // Miner 2 claims miner 1's uid in its header.
+    let block = net.chain.block().unwrap().number;
     net.upload(&validator, 2, honest_uid, 1e-4);
-    // Miner 3's object carries a storage time after the round's deadline.
-    let key = net.upload(&validator, 3, late, 1e-4);
+    let deadline = net.next_deadline();
+    net.advance_to(deadline);
+    validator.snapshot(deadline).unwrap();
+    // Miner 3 uploads under a block of the round after the snapshot, with a
+    // storage time from an hour before (its own server's clock).
+    let key = net.upload_with(&validator, 3, late, block, None, |_, _| 1e-4);
     let path = net.root.join("buckets/miner-3").join(&key);
     let file = std::fs::File::options().write(true).open(&path).unwrap();
-    file.set_modified(SystemTime::now() + Duration::from_secs(3600))
+    file.set_modified(SystemTime::now() - Duration::from_secs(3600))
         .unwrap();
     assert!(late_bucket.head(&key).unwrap().is_some());
-    let deadline = net.close_round();
+    net.advance_to(net.params.reveal_block(deadline));
     let report = validator.run_round(deadline).unwrap();
     assert_eq!(report.row(liar).unwrap().outcome, "wrong_author");
     assert_eq!(report.row(late).unwrap().outcome, "late");
@@ -368,12 +377,36 @@ fn unsealed_and_wrongly_sealed_uploads_are_rejected() {
     let (early, _) = net.miner(4);
     let block = net.chain.block().unwrap().number;
     let deadline = net.next_deadline();
-    // An unsealed delta: the plain file a miner would seal.
+    // A sealed delta cannot be opened before its round's pulse exists.
     let sealed_key = net.upload(&validator, 1, plain, 1e-4);
     let envelope = plain_bucket.get(&sealed_key, 1 << 30).unwrap();
     let pulse_chain: &dyn Chain = net.chain.as_ref();
     let inner = bistro::node::sealing::open_if_public(pulse_chain, &envelope, 1 << 30).unwrap();
     assert!(inner.is_none(), "a sealed delta opened before its round");
+    plain_bucket.delete(&sealed_key).unwrap();
+    // An unsealed delta: the signed plain file a miner would seal, under
+    // its own digest.
+    let header = DeltaHeader {
+        base_revision: validator.master().revision(),
+        block,
+        uid: plain,
+        hotkey: key(1).public(),
+    };
+    let limits = Limits::for_model(net.model.parameter_count());
+    let mut w = bistro::codec::DeltaWriter::new(Vec::new(), &header, &limits).unwrap();
+    for p in validator.master().checkpoint.parameters() {
+        let shape: Vec<u64> = p.shape.iter().map(|&d| d as u64).collect();
+        let values = vec![1e-4f32; p.numel() as usize];
+        w.add_tensor(&p.name, &shape, &values, Encoding::Dense(DType::BF16), None)
+            .unwrap();
+    }
+    let (inner, _) = w.finish_signed(&key(1)).unwrap();
+    let plain_key = bistro::storage::keys::delta_key(
+        &key(1).public(),
+        block,
+        &bistro::digest::Digest::of(&inner),
+    );
+    plain_bucket.put(&plain_key, &inner).unwrap();
     let beacon = net.chain.beacon().unwrap().unwrap();
     // Sealed past the window, to another beacon, and to a round that was
     // public before the deadline.
@@ -406,12 +439,7 @@ fn unsealed_and_wrongly_sealed_uploads_are_rejected() {
         Some(target(deadline)),
         pattern(4),
     );
-    let deadline = net.close_round();
-    // Now public: the plain bytes go back up unsealed.
-    let inner = bistro::node::sealing::open_if_public(pulse_chain, &envelope, 1 << 30)
-        .unwrap()
-        .unwrap();
-    plain_bucket.put(&sealed_key, &inner).unwrap();
+    let deadline = net.close_round(&mut validator);
     let report = validator.run_round(deadline).unwrap();
     assert_eq!(report.row(plain).unwrap().outcome, "unsealed");
     for uid in [far, foreign, early] {
@@ -429,7 +457,7 @@ fn a_scaled_or_perturbed_copy_of_an_earlier_round_is_a_copy() {
     let (independent, _) = net.miner(4);
     let block = net.chain.block().unwrap().number;
     net.upload_with(&validator, 1, original, block, None, pattern(1));
-    let first = net.close_round();
+    let first = net.close_round(&mut validator);
     let report = validator.run_round(first).unwrap();
     assert_ne!(report.row(original).unwrap().outcome, "copy");
     // Next round: the original's delta (public now) twice over, and nudged.
@@ -444,7 +472,7 @@ fn a_scaled_or_perturbed_copy_of_an_earlier_round_is_a_copy() {
         nudged(t, j) * (1.0 + 1e-3) + 0.03 * noise(t, j)
     });
     net.upload_with(&validator, 4, independent, block, None, pattern(4));
-    let second = net.close_round();
+    let second = net.close_round(&mut validator);
     let report = validator.run_round(second).unwrap();
     for uid in [doubler, nudger] {
         let row = report.row(uid).unwrap();
@@ -453,4 +481,81 @@ fn a_scaled_or_perturbed_copy_of_an_earlier_round_is_a_copy() {
     let row = report.row(independent).unwrap();
     assert_ne!(row.outcome, "copy", "{row:?}");
     assert!(row.explained.unwrap() < 0.05, "{row:?}");
+}
+
+#[test]
+fn content_swapped_after_the_snapshot_or_a_lying_key_is_corrupt() {
+    let net = net();
+    let mut validator = net.validator(0);
+    let (swapper, swapper_bucket) = net.miner(1);
+    let (liar, liar_bucket) = net.miner(2);
+    let block = net.chain.block().unwrap().number;
+    let swapped_key = net.upload_with(&validator, 1, swapper, block, None, pattern(1));
+    // Miner 2's key names the digest of other bytes than it holds.
+    let honest_key = net.upload_with(&validator, 2, liar, block, None, pattern(2));
+    let bytes = liar_bucket.get(&honest_key, 1 << 30).unwrap();
+    liar_bucket.delete(&honest_key).unwrap();
+    let lying_key = bistro::storage::keys::delta_key(
+        &key(2).public(),
+        block,
+        &bistro::digest::Digest::of(b"other bytes"),
+    );
+    liar_bucket.put(&lying_key, &bytes).unwrap();
+    let deadline = net.next_deadline();
+    net.advance_to(deadline);
+    let snapshot = validator.snapshot(deadline).unwrap().clone();
+    assert_eq!(snapshot.pins[&swapper].key, swapped_key);
+    assert_eq!(snapshot.pins[&liar].key, lying_key);
+    // After the snapshot, miner 1 puts other bytes of the same size under
+    // its pinned key (trained, say, on pages it learnt of since).
+    let other = net.upload_with(&validator, 1, swapper, block + 1, None, pattern(3));
+    let replacement = swapper_bucket.get(&other, 1 << 30).unwrap();
+    swapper_bucket.delete(&other).unwrap();
+    assert_eq!(
+        replacement.len() as u64,
+        snapshot.pins[&swapper].size,
+        "same size"
+    );
+    swapper_bucket.put(&swapped_key, &replacement).unwrap();
+    net.advance_to(net.params.reveal_block(deadline));
+    let report = validator.run_round(deadline).unwrap();
+    for uid in [swapper, liar] {
+        let row = report.row(uid).unwrap();
+        assert_eq!(row.outcome, "corrupt", "uid {uid}: {row:?}");
+    }
+    // The records name what was pinned.
+    let log = bistro::node::log::read_log(validator.log_dir()).unwrap();
+    let record = log.iter().find(|r| r.uid == swapper).unwrap();
+    assert_eq!(record.delta_key.as_deref(), Some(swapped_key.as_str()));
+    assert_eq!(record.delta_size, Some(snapshot.pins[&swapper].size));
+    assert_eq!(record.object_digest, Some(snapshot.pins[&swapper].digest));
+    assert_eq!(record.master_block, validator.master().pointer.block);
+}
+
+#[test]
+fn a_snapshot_taken_after_the_reveal_judges_nobody_and_changes_no_average() {
+    let net = net();
+    let mut validator = net.validator(0);
+    let (uid, _) = net.miner(1);
+    // A first round on time: the uid gets an average.
+    net.upload(&validator, 1, uid, 1e-4);
+    let first = net.close_round(&mut validator);
+    validator.run_round(first).unwrap();
+    let before = validator.state().averages.get(uid).unwrap().clone();
+    // The validator notices the next deadline only after the reveal block.
+    net.upload(&validator, 1, uid, 1e-4);
+    let deadline = net.next_deadline();
+    net.advance_to(net.params.reveal_block(deadline));
+    let report = validator.run_round(deadline).unwrap();
+    assert_eq!(report.row(uid).unwrap().outcome, "validator_error");
+    assert_eq!(validator.state().averages.get(uid), Some(&before));
+    // Judged again the next round, on time.
+    net.upload(&validator, 1, uid, 1e-4);
+    let next = net.close_round(&mut validator);
+    let report = validator.run_round(next).unwrap();
+    assert_ne!(report.row(uid).unwrap().outcome, "validator_error");
+    assert_eq!(
+        validator.state().averages.get(uid).unwrap().evaluations,
+        before.evaluations + 1
+    );
 }

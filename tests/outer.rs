@@ -114,8 +114,9 @@ impl Net {
 
     /// Every miner syncs, trains 6 steps (enough for a specific gain the
     /// rule pays with confidence) and uploads; the chain moves to the
-    /// reveal block; returns the deadline and the delta keys by miner.
-    fn work(&self, miners: &mut [Miner]) -> (u64, Vec<String>) {
+    /// deadline, where `validator` takes its snapshot, then to the reveal
+    /// block; returns the deadline and the delta keys by miner.
+    fn work(&self, miners: &mut [Miner], validator: &mut Validator) -> (u64, Vec<String>) {
         let block = self.chain.block().unwrap().number;
         let deadline = self.params.deadline_after(block);
         let mut keys = Vec::new();
@@ -124,8 +125,11 @@ impl Net {
             m.train(deadline, 6).unwrap();
             keys.push(m.upload(block).unwrap().key);
         }
-        let to = self.params.reveal_block(deadline) - block;
-        self.chain.advance(to).unwrap();
+        self.chain.advance(deadline - block).unwrap();
+        validator.snapshot(deadline).unwrap();
+        self.chain
+            .advance(self.params.reveal_block(deadline) - deadline)
+            .unwrap();
         (deadline, keys)
     }
 }
@@ -146,7 +150,7 @@ fn a_nesterov_merge_is_reproduced_bit_for_bit_from_what_the_validator_publishes(
     let mut reports = Vec::new();
     let mut keys = Vec::new();
     for _ in 0..2 {
-        let (deadline, k) = net.work(&mut miners);
+        let (deadline, k) = net.work(&mut miners, &mut validator);
         let report = validator.run_round(deadline).unwrap();
         assert_ne!(report.master_after, report.master_before, "{report:?}");
         reports.push(report);
@@ -220,7 +224,7 @@ fn a_nesterov_merge_is_reproduced_bit_for_bit_from_what_the_validator_publishes(
         .join(format!("master-{}.outer", next.to_hex()));
     assert!(cached.exists());
     std::fs::write(&cached, &bytes).unwrap();
-    let (deadline, _) = net.work(&mut miners);
+    let (deadline, _) = net.work(&mut miners, &mut validator);
     let refused = validator.run_round(deadline);
     assert!(refused.is_err(), "{refused:?}");
     assert_eq!(validator.master().revision(), next);

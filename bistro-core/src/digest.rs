@@ -29,6 +29,24 @@ impl Digest {
         hasher.finalize()
     }
 
+    /// Digest of the file at `path`, read in 4 MiB pieces.
+    pub fn of_file(path: &std::path::Path) -> Result<Self> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut hasher = Hasher::new();
+        let mut buf = vec![0u8; 4 << 20];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => return Ok(hasher.finalize()),
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+    }
+
     /// The digest as 64 lowercase hex characters.
     pub fn to_hex(&self) -> String {
         crate::util::hex::encode(&self.0)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bistro_core::digest::Digest;
 use bistro_core::storage::keys::{delta_key, latest_delta, list_deltas};
 use bistro_core::storage::{Bucket, LocalBucket, MAX_KEY_BYTES};
 use bistro_core::{Error, PublicKey};
@@ -155,8 +156,11 @@ fn listing_by_prefix() {
     let hotkey = PublicKey([3; 32]);
     let blocks: Vec<u64> = (0..300u64).map(|i| 50 + i * 3).collect();
     for block in &blocks {
-        b.put(&delta_key(&hotkey, *block), &block.to_le_bytes())
-            .unwrap();
+        b.put(
+            &delta_key(&hotkey, *block, &Digest::of(b"bytes")),
+            &block.to_le_bytes(),
+        )
+        .unwrap();
     }
     b.put("deltas/readme.txt", b"not a delta").unwrap();
     b.put("deltasx", b"sibling").unwrap();
@@ -169,7 +173,10 @@ fn listing_by_prefix() {
         .into_iter()
         .map(|o| o.key)
         .collect();
-    let expected: Vec<String> = blocks.iter().map(|x| delta_key(&hotkey, *x)).collect();
+    let expected: Vec<String> = blocks
+        .iter()
+        .map(|x| delta_key(&hotkey, *x, &Digest::of(b"bytes")))
+        .collect();
     assert_eq!(listed, expected);
     // Partial last components match like S3's plain prefixes.
     assert_eq!(b.list("delta").unwrap().len(), blocks.len() + 2);

@@ -255,7 +255,10 @@ fn listing_many_keys_pages_and_prefixes() {
                 for (i, block) in blocks.iter().enumerate() {
                     if i % 6 == t {
                         bucket
-                            .put(&delta_key(&hotkey, *block), &block.to_le_bytes())
+                            .put(
+                                &delta_key(&hotkey, *block, &Digest::of(b"bytes")),
+                                &block.to_le_bytes(),
+                            )
                             .unwrap();
                     }
                 }
@@ -263,7 +266,9 @@ fn listing_many_keys_pages_and_prefixes() {
         }
     });
     for block in [5u64, 6, 7] {
-        bucket.put(&delta_key(&other, block), b"other").unwrap();
+        bucket
+            .put(&delta_key(&other, block, &Digest::of(b"bytes")), b"other")
+            .unwrap();
     }
     bucket
         .put("deltas/not-a-hotkey/00000000000000000001.delta", b"x")
@@ -273,7 +278,10 @@ fn listing_many_keys_pages_and_prefixes() {
         .list(&format!("deltas/{}/", hotkey.to_ss58()))
         .unwrap();
     assert_eq!(mine.len(), blocks.len());
-    let expected: Vec<String> = blocks.iter().map(|b| delta_key(&hotkey, *b)).collect();
+    let expected: Vec<String> = blocks
+        .iter()
+        .map(|b| delta_key(&hotkey, *b, &Digest::of(b"bytes")))
+        .collect();
     let listed: Vec<String> = mine.iter().map(|o| o.key.clone()).collect();
     assert_eq!(listed, expected, "sorted by key = by block");
     assert!(mine.iter().all(|o| o.size == 8));

@@ -370,7 +370,6 @@ impl Participant {
     /// Uploads a broken file, a different kind each round.
     fn corrupt(&mut self, ctx: &RoundContext<'_>) -> Result<String> {
         let limits = Self::limits(ctx);
-        let key = delta_key(&self.keypair.public(), ctx.block);
         let params = ctx.master.checkpoint.parameters();
         let header = self.header(ctx, ctx.master.revision());
         let valid = |signer: &Keypair, nan: bool| -> Result<Vec<u8>> {
@@ -404,11 +403,16 @@ impl Participant {
         };
         let target = Self::seal_for(ctx)?;
         let sealed = |plain: &[u8]| seal(plain, &target.beacon, target.round);
+        // The key names the digest of the bytes, except where the case is
+        // a key that lies about them.
+        let mut named = None;
         let (what, bytes) = match ctx.round % 6 {
             0 => {
-                let mut b = valid(&self.keypair, false)?;
+                let whole = sealed(&valid(&self.keypair, false)?)?;
+                named = Some(Digest::of(&whole));
+                let mut b = whole;
                 b.truncate(b.len() / 2);
-                ("a truncated delta", sealed(&b)?)
+                ("a truncated envelope under the whole one's key", b)
             }
             1 => (
                 "an oversized file",
@@ -430,6 +434,8 @@ impl Participant {
             }
             _ => ("an unsealed delta", valid(&self.keypair, false)?),
         };
+        let digest = named.unwrap_or_else(|| Digest::of(&bytes));
+        let key = delta_key(&self.keypair.public(), ctx.block, &digest);
         self.bucket.put(&key, &bytes)?;
         Ok(format!("uploaded {what} ({} bytes)", bytes.len()))
     }

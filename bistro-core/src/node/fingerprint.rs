@@ -1,7 +1,6 @@
 //! Recognising the same delta uploaded by several hotkeys.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,41 +28,55 @@ pub fn fingerprint(delta: &DeltaReader<'_>) -> Digest {
     h.finalize()
 }
 
-/// Who uploaded a fingerprint first.
+/// Who uploaded a fingerprint first, as the validator observed it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FirstUpload {
     /// The uploader.
     pub hotkey: PublicKey,
-    /// The storage timestamp of the upload, in milliseconds since the epoch.
-    pub uploaded_ms: u64,
+    /// The deadline whose snapshot first pinned it (the validator's own
+    /// observation; no storage server's clock).
+    pub deadline: u64,
+    /// Whether another hotkey's upload pinned at the same deadline has the
+    /// same content: then no one of them can claim it.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 /// Fingerprints seen against the current master, with their first uploader.
 ///
-/// Ownership goes to the earliest storage timestamp (ties: the smaller
-/// hotkey), whatever order the validator happens to see uploads in.
+/// Ownership goes to the uploader whose copy the validator pinned at the
+/// earliest deadline, whatever order it happens to judge them in. The same
+/// content from two hotkeys at the same deadline belongs to neither (sealed
+/// deltas make that impossible without the owner's help).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyRegistry {
     first: BTreeMap<Digest, FirstUpload>,
 }
 
 impl CopyRegistry {
-    /// Records an upload of `fp` by `hotkey` at `uploaded`.
-    pub fn record(&mut self, fp: Digest, hotkey: PublicKey, uploaded: SystemTime) {
+    /// Records an upload of `fp` by `hotkey` pinned at `deadline`.
+    pub fn record(&mut self, fp: Digest, hotkey: PublicKey, deadline: u64) {
         let candidate = FirstUpload {
             hotkey,
-            uploaded_ms: millis(uploaded),
+            deadline,
+            shared: false,
         };
         let entry = self.first.entry(fp).or_insert_with(|| candidate.clone());
-        if (candidate.uploaded_ms, candidate.hotkey) < (entry.uploaded_ms, entry.hotkey) {
+        if entry.hotkey == hotkey {
+            entry.deadline = entry.deadline.min(deadline);
+        } else if deadline < entry.deadline {
             *entry = candidate;
+        } else if deadline == entry.deadline {
+            entry.shared = true;
         }
     }
 
-    /// The first uploader of `fp`, if it is not `hotkey`: then `hotkey`'s
-    /// upload is a copy.
+    /// The first uploader of `fp`, if `hotkey`'s upload of it is a copy:
+    /// someone else pinned it earlier, or at the same deadline.
     pub fn original_of(&self, fp: &Digest, hotkey: &PublicKey) -> Option<&FirstUpload> {
-        self.first.get(fp).filter(|f| f.hotkey != *hotkey)
+        self.first
+            .get(fp)
+            .filter(|f| f.hotkey != *hotkey || f.shared)
     }
 
     /// Forgets everything (when the master changes, old deltas are stale anyway).
@@ -82,29 +95,31 @@ impl CopyRegistry {
     }
 }
 
-/// Milliseconds since the Unix epoch (0 for earlier times).
-pub fn millis(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
-    fn the_earliest_uploader_owns_a_fingerprint_whatever_the_order_seen() {
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        let later = t0 + Duration::from_secs(5);
+    fn the_earliest_pinned_uploader_owns_a_fingerprint_whatever_the_order_seen() {
         let (honest, copier) = (PublicKey([1; 32]), PublicKey([2; 32]));
         let fp = Digest::of(b"delta");
         let mut reg = CopyRegistry::default();
-        reg.record(fp, copier, later);
-        reg.record(fp, honest, t0);
+        reg.record(fp, copier, 20);
+        reg.record(fp, honest, 10);
+        reg.record(fp, honest, 30); // a re-upload by the owner changes nothing
         assert_eq!(reg.original_of(&fp, &copier).unwrap().hotkey, honest);
         assert!(reg.original_of(&fp, &honest).is_none());
         assert!(reg.original_of(&Digest::of(b"other"), &copier).is_none());
+    }
+
+    #[test]
+    fn the_same_content_from_two_hotkeys_at_one_deadline_belongs_to_neither() {
+        let (a, b) = (PublicKey([1; 32]), PublicKey([2; 32]));
+        let fp = Digest::of(b"delta");
+        let mut reg = CopyRegistry::default();
+        reg.record(fp, b, 10);
+        reg.record(fp, a, 10);
+        assert!(reg.original_of(&fp, &a).is_some());
+        assert!(reg.original_of(&fp, &b).is_some());
     }
 }

@@ -25,12 +25,22 @@ pub struct EvalRecord {
     pub reveal_hash: String,
     /// The master the delta was evaluated against.
     pub master_revision: Digest,
+    /// The block at which that master was published (its pointer's).
+    #[serde(default)]
+    pub master_block: u64,
     /// The uid evaluated.
     pub uid: u16,
     /// Its hotkey at the time.
     pub hotkey: PublicKey,
-    /// The delta's key in the miner's bucket, if one was found.
+    /// The delta's key in the miner's bucket, when the deadline snapshot
+    /// pinned one (rejections included).
     pub delta_key: Option<String>,
+    /// The pinned object's size in bytes, as listed at the deadline.
+    #[serde(default)]
+    pub delta_size: Option<u64>,
+    /// BLAKE3 of the uploaded object (the envelope) as its key names it.
+    #[serde(default)]
+    pub object_digest: Option<Digest>,
     /// The delta's content digest (its footer), if it was readable.
     pub delta_digest: Option<Digest>,
     /// Local pages evaluated.
@@ -164,9 +174,12 @@ mod tests {
             reveal_block: 22,
             reveal_hash: "00".repeat(32),
             master_revision: Digest::of(b"m"),
+            master_block: 10,
             uid,
             hotkey: PublicKey([uid as u8; 32]),
             delta_key: Some("deltas/x/00000000000000000020.delta".into()),
+            delta_size: Some(1234),
+            object_digest: Some(Digest::of(b"sealed")),
             delta_digest: None,
             local_pages: vec![1, 2],
             global_pages: vec![3, 4],

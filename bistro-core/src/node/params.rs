@@ -33,11 +33,6 @@ pub struct SubnetParams {
     pub ema_alpha: f64,
     /// Validators set weights at most once per this many blocks.
     pub weights_interval_blocks: u64,
-    /// How long after the validator sees the deadline block an upload's
-    /// storage timestamp may be (clock skew between the validator and the
-    /// storage server), in milliseconds. It must be well below the reveal
-    /// delay, so that no upload can be made after the reveal hash exists.
-    pub upload_grace_ms: u64,
     /// The version key sent with weights (the subnet's protocol version).
     pub version_key: u64,
 }
@@ -57,7 +52,6 @@ impl SubnetParams {
             similarity: SimilarityRule::default(),
             ema_alpha: 0.3,
             weights_interval_blocks: 10,
-            upload_grace_ms: 1_000,
             version_key: 1,
         }
     }

@@ -6,8 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
-/// The reason a delta was not evaluated. Every rejection is logged and
-/// counts as an evaluation with score 0, so it decays the uid's average.
+/// The reason a delta was not evaluated. Every rejection is logged; all but
+/// [`Rejection::ValidatorError`] count as an evaluation with score 0, so they
+/// decay the uid's average. A `validator_error` is the validator's own
+/// failure (its chain reads, its disk, its model, a snapshot it took too
+/// late): it leaves the average as it was and the uid is judged again next
+/// round.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "code", content = "detail", rename_all = "snake_case")]
 pub enum Rejection {
@@ -43,6 +47,8 @@ pub enum Rejection {
     /// The envelope is malformed, sealed to another beacon or to a round
     /// outside the deadline's window, or does not authenticate.
     BadSeal(String),
+    /// The validator failed on its own side; not the miner's fault.
+    ValidatorError(String),
 }
 
 impl Rejection {
@@ -64,6 +70,7 @@ impl Rejection {
             Rejection::Mismatch(_) => "mismatch",
             Rejection::Unsealed => "unsealed",
             Rejection::BadSeal(_) => "bad_seal",
+            Rejection::ValidatorError(_) => "validator_error",
         }
     }
 
@@ -82,8 +89,14 @@ impl Rejection {
             | Rejection::NonFinite(d)
             | Rejection::Copy(d)
             | Rejection::Mismatch(d)
-            | Rejection::BadSeal(d) => d,
+            | Rejection::BadSeal(d)
+            | Rejection::ValidatorError(d) => d,
         }
+    }
+
+    /// Whether the validator, not the miner, failed: the average stays.
+    pub fn is_validators_fault(&self) -> bool {
+        matches!(self, Rejection::ValidatorError(_))
     }
 
     /// The rejection for an error met while reading or checking a delta.

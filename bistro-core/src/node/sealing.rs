@@ -82,8 +82,8 @@ pub fn accepted_rounds(
 /// bytes) if it was sealed to the chain's beacon at a round in `accepted`:
 /// `unsealed` for a plain file, `bad_seal` for a malformed envelope, another
 /// beacon, a round outside the window, or a key or payload that does not
-/// authenticate. A pulse the chain lacks is the chain's fault, not the
-/// miner's (`unreachable`).
+/// authenticate. A pulse the chain lacks, a failed chain read or the
+/// validator's own disk are not the miner's fault (`validator_error`).
 pub fn open_upload(
     chain: &dyn Chain,
     accepted: &RangeInclusive<u64>,
@@ -92,13 +92,13 @@ pub fn open_upload(
     max_plain_len: u64,
 ) -> std::result::Result<(), Rejection> {
     let mut head = [0u8; crate::seal::HEADER_LEN];
-    let n = read_prefix(src, &mut head).map_err(|e| Rejection::Unreachable(e.to_string()))?;
+    let n = read_prefix(src, &mut head).map_err(|e| Rejection::ValidatorError(e.to_string()))?;
     if !is_sealed(&head[..n]) {
         return Err(Rejection::Unsealed);
     }
     let header = crate::seal::read_fixed_header(&head[..n], max_plain_len)
         .map_err(|e| Rejection::BadSeal(e.to_string()))?;
-    let beacon = beacon_of(chain).map_err(|e| Rejection::Unreachable(e.to_string()))?;
+    let beacon = beacon_of(chain).map_err(|e| Rejection::ValidatorError(e.to_string()))?;
     header
         .check_beacon(&beacon)
         .map_err(|e| Rejection::BadSeal(e.to_string()))?;
@@ -112,14 +112,14 @@ pub fn open_upload(
     }
     let pulse = chain
         .pulse(header.round)
-        .map_err(|e| Rejection::Unreachable(format!("chain: {e}")))?
+        .map_err(|e| Rejection::ValidatorError(format!("chain: {e}")))?
         .ok_or_else(|| {
-            Rejection::Unreachable(format!("the chain has no pulse for round {}", header.round))
+            Rejection::ValidatorError(format!("the chain has no pulse for round {}", header.round))
         })?;
     unseal_file(src, dst, &pulse, max_plain_len)
         .map(|_| ())
         .map_err(|e| match e {
-            Error::Io { .. } => Rejection::Unreachable(e.to_string()),
+            Error::Io { .. } => Rejection::ValidatorError(e.to_string()),
             _ => Rejection::BadSeal(e.to_string()),
         })
 }

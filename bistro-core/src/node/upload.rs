@@ -22,15 +22,17 @@ pub struct Uploaded {
     pub key: String,
     /// Its size in bytes.
     pub size: u64,
-    /// The delta's content digest.
+    /// The delta's content digest (its footer, inside the envelope).
     pub digest: Digest,
+    /// BLAKE3 of the uploaded bytes (the envelope), named in the key.
+    pub object_digest: Digest,
 }
 
 /// Writes a delta with `header` into a temporary file in `scratch_dir`
 /// (tensors added by `fill`), signs it with `keypair` (the header's hotkey),
 /// seals it to `seal` (`node::sealing`: no one can read it before the
-/// deadline) and uploads the envelope under the delta's key
-/// (`deltas/<hotkey>/<block>.delta`). The upload is atomic; the temporary
+/// deadline) and uploads the envelope under the delta's key, which names
+/// the envelope's digest (`deltas/<hotkey>/<block>-<digest>.delta`). The upload is atomic; the temporary
 /// files are removed whatever happens.
 pub fn upload_delta(
     bucket: &dyn Bucket,
@@ -74,11 +76,13 @@ fn write_and_put(
     let sealed = crate::seal::seal(&plain, &seal.beacon, seal.round)?;
     let sealed_path = path.with_extension("sealed");
     write_file_atomic(&sealed_path, &sealed)?;
-    let key = delta_key(&header.hotkey, header.block);
+    let object_digest = Digest::of(&sealed);
+    let key = delta_key(&header.hotkey, header.block, &object_digest);
     bucket.put_file(&key, &sealed_path)?;
     Ok(Uploaded {
         key,
         size: sealed.len() as u64,
         digest,
+        object_digest,
     })
 }

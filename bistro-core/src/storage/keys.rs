@@ -2,7 +2,7 @@
 //!
 //! | what | key | in whose bucket |
 //! | --- | --- | --- |
-//! | a miner's delta for a block | `deltas/<miner ss58>/<block, 20 digits>.delta` | the miner's |
+//! | a miner's delta for a block | `deltas/<miner ss58>/<block, 20 digits>-<digest, 64 hex>.delta` | the miner's |
 //! | a master checkpoint | `master/<revision hex>.ckpt` | the master owner's |
 //! | the outer optimizer's state that goes with a master | `master/<revision hex>.outer` | the master owner's |
 //! | the pointer to the latest master | `master/LATEST.json` ([`MASTER_POINTER`]) | the master owner's |
@@ -13,11 +13,13 @@
 //! order is block order. Hotkeys are SS58 with prefix 42, the form people
 //! read. Parsers accept exactly what the builders produce and nothing else.
 //!
-//! "The latest delta" of a miner is chosen by [`latest_delta`]: the highest
-//! block *in the key* within the window the validator asks about, never a
-//! wall-clock number the miner wrote. The storage timestamp (set by the
-//! server, not the miner) comes with it so a validator can reject a delta
-//! that was uploaded later than its block allows. See `docs/storage.md`.
+//! A delta's key names its content: the digest is BLAKE3 of the object's
+//! bytes exactly as uploaded (the sealed envelope), so a key listed at the
+//! deadline pins the content, and a download whose bytes hash otherwise is
+//! corrupt. "The latest delta" of a miner is chosen by [`latest_delta`]: the
+//! highest block *in the key* within the window the validator asks about,
+//! then the key itself, never a timestamp the miner's storage server
+//! reports. See `docs/storage.md`.
 
 use std::ops::RangeInclusive;
 
@@ -49,11 +51,13 @@ pub const VALIDATORS_DIR: &str = "validators";
 /// Digits of a zero-padded block number (`u64::MAX` has 20).
 const BLOCK_DIGITS: usize = 20;
 
-/// The key of `hotkey`'s delta for `block`.
-pub fn delta_key(hotkey: &PublicKey, block: u64) -> String {
+/// The key of `hotkey`'s delta for `block` whose uploaded bytes have the
+/// BLAKE3 digest `digest`.
+pub fn delta_key(hotkey: &PublicKey, block: u64, digest: &Digest) -> String {
     format!(
-        "{}{block:0width$}{DELTA_EXT}",
+        "{}{block:0width$}-{}{DELTA_EXT}",
         delta_prefix(hotkey),
+        digest.to_hex(),
         width = BLOCK_DIGITS
     )
 }
@@ -63,16 +67,42 @@ pub fn delta_prefix(hotkey: &PublicKey) -> String {
     format!("{DELTAS_DIR}/{}/", hotkey.to_ss58())
 }
 
-/// Splits a delta key into hotkey and block; `None` for any other key
-/// (including non-canonical spellings of the same hotkey or block).
-pub fn parse_delta_key(key: &str) -> Option<(PublicKey, u64)> {
+/// What a delta key names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeltaKey {
+    /// The miner.
+    pub hotkey: PublicKey,
+    /// The block the delta is for.
+    pub block: u64,
+    /// BLAKE3 of the uploaded bytes.
+    pub digest: Digest,
+}
+
+/// Splits a delta key into hotkey, block and digest; `None` for any other
+/// key (including non-canonical spellings of the same hotkey, block or
+/// digest, and keys without a digest).
+pub fn parse_delta_key(key: &str) -> Option<DeltaKey> {
     let rest = key.strip_prefix(DELTAS_DIR)?.strip_prefix('/')?;
     let (ss58, file) = rest.split_once('/')?;
-    let digits = file.strip_suffix(DELTA_EXT)?;
+    let (digits, hex) = file.strip_suffix(DELTA_EXT)?.split_once('-')?;
     let block = parse_block(digits)?;
+    let digest = parse_lower_hex_digest(hex)?;
     let hotkey = PublicKey::from_ss58(ss58).ok()?;
     // One spelling per hotkey: the prefix-42 form the builder writes.
-    (hotkey.to_ss58() == ss58).then_some((hotkey, block))
+    (hotkey.to_ss58() == ss58).then_some(DeltaKey {
+        hotkey,
+        block,
+        digest,
+    })
+}
+
+/// A digest spelled as the builders spell it: 64 lowercase hex digits.
+fn parse_lower_hex_digest(hex: &str) -> Option<Digest> {
+    let canonical = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !canonical {
+        return None;
+    }
+    hex.parse().ok()
 }
 
 fn parse_block(digits: &str) -> Option<u64> {
@@ -99,11 +129,7 @@ pub fn parse_master_key(key: &str) -> Option<Digest> {
         .strip_prefix(MASTER_DIR)?
         .strip_prefix('/')?
         .strip_suffix(MASTER_EXT)?;
-    let canonical = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !canonical {
-        return None;
-    }
-    hex.parse().ok()
+    parse_lower_hex_digest(hex)
 }
 
 /// The key of `validator`'s saved state.
@@ -139,7 +165,9 @@ pub fn parse_eval_log_key(validator: &PublicKey, key: &str) -> Option<u64> {
 pub struct DeltaObject {
     /// The block in its key.
     pub block: u64,
-    /// Its size and storage timestamp.
+    /// The digest in its key: BLAKE3 of the bytes it must hold.
+    pub digest: Digest,
+    /// Its key, size and storage timestamp as listed.
     pub info: ObjectInfo,
 }
 
@@ -154,26 +182,23 @@ pub fn list_deltas(
         .list(&delta_prefix(hotkey))?
         .into_iter()
         .filter_map(|info| match parse_delta_key(&info.key) {
-            Some((key_owner, block)) if key_owner == *hotkey && window.contains(&block) => {
-                Some(DeltaObject { block, info })
-            }
+            Some(k) if k.hotkey == *hotkey && window.contains(&k.block) => Some(DeltaObject {
+                block: k.block,
+                digest: k.digest,
+                info,
+            }),
             _ => None,
         })
         .collect();
-    // By block, then storage time, then key: a total order, so every
-    // validator picks the same object from the same listing.
-    found.sort_by(|a, b| {
-        (a.block, a.info.last_modified, &a.info.key).cmp(&(
-            b.block,
-            b.info.last_modified,
-            &b.info.key,
-        ))
-    });
+    // By block, then key: a total order that no server's clock enters, so
+    // every validator picks the same object from the same listing.
+    found.sort_by(|a, b| (a.block, &a.info.key).cmp(&(b.block, &b.info.key)));
     Ok(found)
 }
 
 /// `hotkey`'s latest delta in `window`: the highest block in the key, then
-/// the latest storage timestamp. `None` if the miner uploaded nothing there.
+/// the greatest key (so the greatest digest). `None` if the miner uploaded
+/// nothing there.
 pub fn latest_delta(
     bucket: &dyn Bucket,
     hotkey: &PublicKey,
@@ -291,10 +316,18 @@ mod tests {
     #[test]
     fn keys_are_valid_and_parse_back() {
         let hk = hotkey(7);
+        let digest = Digest::of(b"sealed bytes");
         for block in [0, 1, 42, 9_999_999, u64::MAX] {
-            let key = delta_key(&hk, block);
+            let key = delta_key(&hk, block, &digest);
             validate_key(&key).unwrap();
-            assert_eq!(parse_delta_key(&key), Some((hk, block)));
+            assert_eq!(
+                parse_delta_key(&key),
+                Some(DeltaKey {
+                    hotkey: hk,
+                    block,
+                    digest
+                })
+            );
         }
         let rev = Digest::of(b"master");
         validate_key(&master_key(&rev)).unwrap();
@@ -311,26 +344,43 @@ mod tests {
     fn key_order_is_block_order() {
         let hk = hotkey(1);
         let mut blocks = vec![5u64, 100, 9, 10_000_000_000, 0, u64::MAX];
-        let mut keys: Vec<String> = blocks.iter().map(|&b| delta_key(&hk, b)).collect();
+        let mut keys: Vec<String> = blocks
+            .iter()
+            .map(|&b| delta_key(&hk, b, &Digest::of(&b.to_le_bytes())))
+            .collect();
         keys.sort();
         blocks.sort();
-        let parsed: Vec<u64> = keys.iter().map(|k| parse_delta_key(k).unwrap().1).collect();
+        let parsed: Vec<u64> = keys
+            .iter()
+            .map(|k| parse_delta_key(k).unwrap().block)
+            .collect();
         assert_eq!(parsed, blocks);
     }
 
     #[test]
     fn parsers_reject_other_spellings() {
         let hk = hotkey(3);
-        let good = delta_key(&hk, 12);
+        let digest = Digest::of(b"d");
+        let good = delta_key(&hk, 12, &digest);
         let ss58 = hk.to_ss58();
+        let hex = digest.to_hex();
+        assert!(parse_delta_key(&good).is_some());
         for bad in [
-            format!("deltas/{ss58}/12.delta"),
-            format!("deltas/{ss58}/000000000000000000012.delta"),
-            format!("deltas/{ss58}/0000000000000000001a.delta"),
-            format!("deltas/{ss58}/00000000000000000012.bin"),
-            format!("deltas/{}/00000000000000000012.delta", hk.to_hex()),
-            format!("deltas/{ss58}/x/00000000000000000012.delta"),
-            format!("deltas/{ss58}/99999999999999999999.delta"), // > u64::MAX
+            format!("deltas/{ss58}/00000000000000000012.delta"), // no digest
+            format!(
+                "deltas/{ss58}/00000000000000000012-{}.delta",
+                hex.to_uppercase()
+            ),
+            format!("deltas/{ss58}/00000000000000000012-{}.delta", &hex[..63]),
+            format!("deltas/{ss58}/00000000000000000012-{hex}0.delta"),
+            format!("deltas/{ss58}/00000000000000000012_{hex}.delta"),
+            format!("deltas/{ss58}/12-{hex}.delta"),
+            format!("deltas/{ss58}/000000000000000000012-{hex}.delta"),
+            format!("deltas/{ss58}/0000000000000000001a-{hex}.delta"),
+            format!("deltas/{ss58}/00000000000000000012-{hex}.bin"),
+            format!("deltas/{}/00000000000000000012-{hex}.delta", hk.to_hex()),
+            format!("deltas/{ss58}/x/00000000000000000012-{hex}.delta"),
+            format!("deltas/{ss58}/99999999999999999999-{hex}.delta"), // > u64::MAX
             good.replace("deltas/", "delta/"),
         ] {
             assert_eq!(parse_delta_key(&bad), None, "{bad}");

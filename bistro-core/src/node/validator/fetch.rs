@@ -4,26 +4,28 @@
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::chain::Chain;
 use crate::codec::{Limits, MappedDelta, open_file};
 use crate::digest::Digest;
 use crate::identity::PublicKey;
-use crate::node::fingerprint::{fingerprint, millis};
+use crate::node::fingerprint::fingerprint;
 use crate::node::rejection::Rejection;
 use crate::node::sealing::open_upload;
 use crate::node::similarity::Sketch;
 use crate::seal::max_sealed_len;
 
 use super::snapshot::Pin;
-use crate::storage::keys::{DeltaObject, latest_delta, parse_delta_key};
+use crate::error::Error;
+use crate::storage::keys::latest_delta;
 use crate::storage::{Bucket, BucketCommitment, open_bucket};
 
 /// A delta that passed every check that does not need the model.
 pub struct Candidate {
-    /// Its key in the miner's bucket.
-    pub key: String,
+    /// What the deadline snapshot pinned: key, block, digest and size.
+    pub object: Seen,
     /// The downloaded file, memory-mapped.
     pub delta: MappedDelta,
     /// Its content digest (footer).
@@ -32,10 +34,20 @@ pub struct Candidate {
     pub fingerprint: Digest,
     /// Its sketch (for copy detection across rounds).
     pub sketch: Sketch,
-    /// Its storage timestamp.
-    pub uploaded: SystemTime,
     /// Time spent downloading.
     pub download: Duration,
+}
+
+/// The object a validator got as far as choosing (its key, size and the
+/// digest its key names), logged with every record, rejections included.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The key in the miner's bucket.
+    pub key: String,
+    /// The size listed at the deadline.
+    pub size: u64,
+    /// BLAKE3 of the uploaded bytes, as the key names it.
+    pub digest: Digest,
 }
 
 /// What the validator expects of a delta this round.
@@ -50,11 +62,10 @@ pub struct Expectation<'a> {
     pub master: Digest,
     /// Deltas with a block in this range belong to the round.
     pub blocks: std::ops::RangeInclusive<u64>,
-    /// The latest acceptable storage timestamp (used only without a snapshot).
-    pub upload_deadline: SystemTime,
-    /// What the deadline snapshot pinned for this uid, if one was taken
-    /// before the reveal block: `Some(None)` when it found nothing.
-    pub pinned: Option<Option<&'a Pin>>,
+    /// What the deadline snapshot pinned for this uid (`None`: nothing).
+    pub pinned: Option<&'a Pin>,
+    /// Why the snapshot could not list this uid, if it could not.
+    pub unlisted: Option<&'a Rejection>,
     /// The beacon rounds a sealed upload may be sealed to (`node::sealing`).
     pub seal_rounds: &'a RangeInclusive<u64>,
     /// Caps for the reader.
@@ -66,91 +77,82 @@ pub struct Expectation<'a> {
 /// Opened buckets of miners, by commitment, so each is opened once.
 #[derive(Default)]
 pub struct BucketCache {
-    open: HashMap<Vec<u8>, Box<dyn Bucket>>,
+    open: HashMap<Vec<u8>, Arc<dyn Bucket>>,
 }
 
 impl BucketCache {
-    pub(super) fn get(&mut self, raw: Vec<u8>) -> Result<&dyn Bucket, Rejection> {
-        if !self.open.contains_key(&raw) {
-            let commitment = BucketCommitment::parse(&raw)
-                .map_err(|e| Rejection::BadCommitment(e.to_string()))?;
-            let bucket =
-                open_bucket(&commitment).map_err(|e| Rejection::BadCommitment(e.to_string()))?;
-            self.open.insert(raw.clone(), bucket);
+    /// The bucket a raw commitment names, opened once.
+    pub fn get(&mut self, raw: Vec<u8>) -> Result<Arc<dyn Bucket>, Rejection> {
+        if let Some(bucket) = self.open.get(&raw) {
+            return Ok(Arc::clone(bucket));
         }
-        self.open
-            .get(&raw)
-            .map(|b| b.as_ref())
-            .ok_or_else(|| Rejection::Unreachable("bucket cache".into()))
+        let commitment =
+            BucketCommitment::parse(&raw).map_err(|e| Rejection::BadCommitment(e.to_string()))?;
+        let bucket: Arc<dyn Bucket> = open_bucket(&commitment)
+            .map_err(|e| Rejection::BadCommitment(e.to_string()))?
+            .into();
+        self.open.insert(raw, Arc::clone(&bucket));
+        Ok(bucket)
     }
 }
 
-/// Finds, downloads and checks `expect.uid`'s newest delta for the round.
+/// Downloads and checks `expect.uid`'s delta pinned by the deadline snapshot.
+/// `seen` is filled as soon as the pinned object is known, so a rejection
+/// after that still names it.
 pub fn fetch_candidate(
     chain: &dyn Chain,
-    buckets: &mut BucketCache,
+    buckets: &Mutex<BucketCache>,
     expect: &Expectation<'_>,
+    seen: &mut Option<Seen>,
 ) -> Result<Candidate, Rejection> {
     let raw = chain
         .commitment(expect.netuid, &expect.hotkey)
-        .map_err(|e| Rejection::Unreachable(format!("chain: {e}")))?
+        .map_err(|e| Rejection::ValidatorError(format!("chain: {e}")))?
         .ok_or(Rejection::NoCommitment)?;
-    let bucket = buckets.get(raw)?;
-    let found = match expect.pinned {
-        // Only what was there at the deadline counts.
-        Some(Some(pin)) => DeltaObject {
-            block: parse_delta_key(&pin.key)
-                .map(|(_, block)| block)
-                .ok_or_else(|| {
-                    Rejection::Corrupt(format!("pinned key {} does not parse", pin.key))
-                })?,
-            info: pin.info(),
-        },
-        Some(None) => {
-            let now = latest_delta(bucket, &expect.hotkey, expect.blocks.clone())
-                .map_err(|e| Rejection::Unreachable(e.to_string()))?;
-            return Err(match now {
-                Some(found) => Rejection::Late(format!(
+    let bucket = buckets
+        .lock()
+        .map_err(|_| Rejection::ValidatorError("bucket cache".into()))?
+        .get(raw)?;
+    let Some(pin) = expect.pinned.filter(|p| p.hotkey == expect.hotkey) else {
+        if let Some(why) = expect.unlisted {
+            return Err(why.clone());
+        }
+        // Nothing at the deadline; say whether something came later.
+        return Err(
+            match latest_delta(bucket.as_ref(), &expect.hotkey, expect.blocks.clone()) {
+                Ok(Some(found)) => Rejection::Late(format!(
                     "{} was not in the bucket when the validator listed it at the deadline",
                     found.info.key
                 )),
-                None => Rejection::NoDelta,
-            });
-        }
-        None => latest_delta(bucket, &expect.hotkey, expect.blocks.clone())
-            .map_err(|e| Rejection::Unreachable(e.to_string()))?
-            .ok_or(Rejection::NoDelta)?,
+                _ => Rejection::NoDelta,
+            },
+        );
     };
-    let info = &found.info;
-    let max_sealed = max_sealed_len(expect.limits.max_file_size);
-    if info.size > max_sealed {
-        return Err(Rejection::TooLarge(format!(
-            "{} is {} bytes; the cap for this model is {max_sealed}",
-            info.key, info.size
+    *seen = Some(Seen {
+        key: pin.key.clone(),
+        size: pin.size,
+        digest: pin.digest,
+    });
+    if !expect.blocks.contains(&pin.block) {
+        return Err(Rejection::Stale(format!(
+            "{} names block {}, before the current master was published",
+            pin.key, pin.block
         )));
     }
-    if expect.pinned.is_none() && info.last_modified > expect.upload_deadline {
-        let late = info
-            .last_modified
-            .duration_since(expect.upload_deadline)
-            .unwrap_or_default();
-        return Err(Rejection::Late(format!(
-            "{} was stored {} ms after the round's upload deadline",
-            info.key,
-            late.as_millis()
+    let max_sealed = max_sealed_len(expect.limits.max_file_size);
+    if pin.size > max_sealed {
+        return Err(Rejection::TooLarge(format!(
+            "{} is {} bytes; the cap for this model is {max_sealed}",
+            pin.key, pin.size
         )));
     }
     let started = Instant::now();
     let sealed = expect.dest.with_extension("sealed");
-    let stored = bucket
-        .get_to_file(&info.key, &sealed, max_sealed)
-        .map_err(|e| Rejection::from_delta_error(&e))?;
+    let downloaded = download_pinned(bucket.as_ref(), pin, &sealed, max_sealed, expect.dest);
     let download = started.elapsed();
-    if millis(stored.last_modified) != millis(info.last_modified) || stored.size != info.size {
-        return Err(Rejection::Late(format!(
-            "{} was replaced after the validator listed it",
-            info.key
-        )));
+    if let Err(why) = downloaded {
+        let _ = std::fs::remove_file(&sealed);
+        return Err(why);
     }
     let opened = open_upload(
         chain,
@@ -161,8 +163,10 @@ pub fn fetch_candidate(
     );
     let _ = std::fs::remove_file(&sealed);
     opened?;
-    let delta =
-        open_file(expect.dest, expect.limits).map_err(|e| Rejection::from_delta_error(&e))?;
+    let delta = open_file(expect.dest, expect.limits).map_err(|e| match e {
+        Error::Io { .. } => Rejection::ValidatorError(e.to_string()),
+        _ => Rejection::from_delta_error(&e),
+    })?;
     let reader = delta.reader();
     let header = *reader.header();
     if header.base_revision != expect.master {
@@ -172,10 +176,10 @@ pub fn fetch_candidate(
             expect.master.short()
         )));
     }
-    if header.block != found.block {
+    if header.block != pin.block {
         return Err(Rejection::Stale(format!(
             "the header says block {}, the key block {}",
-            header.block, found.block
+            header.block, pin.block
         )));
     }
     if header.uid != expect.uid || header.hotkey != expect.hotkey {
@@ -194,12 +198,50 @@ pub fn fetch_candidate(
     let fingerprint = fingerprint(&reader);
     let sketch = Sketch::of_delta(&reader).map_err(|e| Rejection::from_delta_error(&e))?;
     Ok(Candidate {
+        object: Seen {
+            key: pin.key.clone(),
+            size: pin.size,
+            digest: pin.digest,
+        },
         sketch,
-        key: info.key.clone(),
         digest,
         fingerprint,
-        uploaded: info.last_modified,
         download,
         delta,
     })
+}
+
+/// Downloads the pinned object into `sealed` and checks it is the pinned
+/// content: the size listed at the deadline and the digest its key names.
+/// Failures of the validator's own disk (paths beside `dest`) are its own.
+fn download_pinned(
+    bucket: &dyn Bucket,
+    pin: &Pin,
+    sealed: &Path,
+    max_sealed: u64,
+    dest: &Path,
+) -> Result<(), Rejection> {
+    let own = |e: &Error| matches!(e, Error::Io { path, .. } if path.parent() == dest.parent());
+    let stored = bucket
+        .get_to_file(&pin.key, sealed, max_sealed)
+        .map_err(|e| {
+            if own(&e) {
+                Rejection::ValidatorError(e.to_string())
+            } else {
+                Rejection::from_delta_error(&e)
+            }
+        })?;
+    let digest = Digest::of_file(sealed).map_err(|e| Rejection::ValidatorError(e.to_string()))?;
+    if stored.size != pin.size || digest != pin.digest {
+        return Err(Rejection::Corrupt(format!(
+            "{} holds {} bytes with digest {}; the deadline listing pinned {} bytes and its \
+             key names {}",
+            pin.key,
+            stored.size,
+            digest.short(),
+            pin.size,
+            pin.digest.short()
+        )));
+    }
+    Ok(())
 }

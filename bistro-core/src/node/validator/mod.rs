@@ -30,12 +30,12 @@ mod snapshot;
 mod state;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-pub use fetch::{BucketCache, Candidate, Expectation, fetch_candidate};
+pub use fetch::{BucketCache, Candidate, Expectation, Seen, fetch_candidate};
 pub use report::{RoundReport, RoundRow};
-pub use snapshot::{Pin, Snapshot};
+pub use snapshot::{LIST_PARALLELISM, Pin, SNAPSHOT_BUDGET_BLOCKS, Snapshot};
 pub use state::{VALIDATOR_STATE_VERSION, ValidatorState};
 
 use super::log::{EvalLog, EvalRecord, Timings};
@@ -54,7 +54,7 @@ use crate::model::delta::{Backup, apply_with_backup};
 use crate::model::{Config, Device, Model};
 use crate::pages::{global_pages, local_pages};
 use crate::score::{Evaluation, PageLosses};
-use crate::storage::keys::{eval_log_key, latest_delta, validator_state_key};
+use crate::storage::keys::{eval_log_key, validator_state_key};
 use crate::storage::{Bucket, BucketCommitment};
 
 /// How a validator runs.
@@ -93,7 +93,7 @@ pub struct Validator {
     state: ValidatorState,
     log: EvalLog,
     sketches: SketchStore,
-    buckets: BucketCache,
+    buckets: Arc<Mutex<BucketCache>>,
 }
 
 /// What every evaluation of one round shares: the deadline, the reveal
@@ -111,6 +111,8 @@ struct RoundPages {
 struct Judged {
     uid: u16,
     hotkey: PublicKey,
+    /// The object phase one got as far as choosing, if any.
+    seen: Option<Seen>,
     fetched: std::result::Result<Candidate, Rejection>,
     /// The share of the delta earlier rounds' deltas explain, when computed.
     explained: Option<f64>,
@@ -166,7 +168,7 @@ impl Validator {
             state,
             log,
             sketches,
-            buckets: BucketCache::default(),
+            buckets: Arc::new(Mutex::new(BucketCache::default())),
         })
     }
 
@@ -226,7 +228,8 @@ impl Validator {
 
     /// Judges the round whose deadline is `deadline`. The chain must be at
     /// the deadline or later; the call waits for the reveal block `b + D`.
-    /// Uploads stored later than now plus the grace are late.
+    /// Only what the deadline snapshot pinned is judged; without a snapshot
+    /// taken before the reveal block, every uid is a `validator_error`.
     pub fn run_round(&mut self, deadline: u64) -> Result<RoundReport> {
         let params = self.config.params.clone();
         if let Some(last) = self.state.last_deadline
@@ -243,7 +246,6 @@ impl Validator {
                 now.number
             )));
         }
-        let upload_deadline = SystemTime::now() + Duration::from_millis(params.upload_grace_ms);
         if self.state.copies_master != self.master.revision() {
             self.state.copies.clear();
             self.state.copies_master = self.master.revision();
@@ -261,7 +263,7 @@ impl Validator {
         if self.state.snapshot.as_ref().map(|s| s.deadline) != Some(deadline) {
             self.snapshot(deadline)?;
         }
-        let judged = self.phase_one(&metagraph, deadline, upload_deadline)?;
+        let judged = self.phase_one(&metagraph, deadline)?;
 
         // Phase two: the pages, then every admitted delta on the model.
         let reveal_block = params.reveal_block(deadline);
@@ -311,37 +313,16 @@ impl Validator {
         })
     }
 
-    /// Lists every uid's bucket and pins its newest delta for the round at
-    /// `deadline` (key, size, storage timestamp): the *deadline snapshot*.
-    /// Call it as soon as block `deadline` exists; [`run_round`](Self::run_round)
-    /// takes it itself when it was not taken. Only pinned objects are judged
-    /// when the listing completed before the reveal block existed; a uid
-    /// whose bucket could not be listed is not pinned.
+    /// Lists every uid's bucket, concurrently, and pins its newest delta for
+    /// the round at `deadline` (key, block, digest, size): the *deadline
+    /// snapshot*. Call it as soon as block `deadline` exists (a validator
+    /// busy judging runs it from its own thread with [`Snapshotter`]);
+    /// [`run_round`](Self::run_round) takes it itself when it was not taken.
+    /// Only pinned objects are judged, and only when the listing completed
+    /// before the reveal block existed.
     pub fn snapshot(&mut self, deadline: u64) -> Result<&Snapshot> {
-        let params = self.config.params.clone();
-        let metagraph = self.chain.metagraph(params.netuid)?;
-        let blocks = self.round_blocks(deadline);
-        let mut pins = std::collections::BTreeMap::new();
-        for (uid, hotkey) in self.select_uids(&metagraph, deadline) {
-            let Ok(Some(raw)) = self.chain.commitment(params.netuid, &hotkey) else {
-                continue;
-            };
-            let Ok(bucket) = self.buckets.get(raw) else {
-                continue;
-            };
-            if let Ok(Some(found)) = latest_delta(bucket, &hotkey, blocks.clone()) {
-                pins.insert(uid, Pin::of(hotkey, &found.info));
-            }
-        }
-        let before_reveal = self
-            .chain
-            .block_hash(params.reveal_block(deadline))?
-            .is_none();
-        self.state.snapshot = Some(Snapshot {
-            deadline,
-            before_reveal,
-            pins,
-        });
+        let snapshot = self.snapshotter().take(deadline)?;
+        self.state.snapshot = Some(snapshot);
         self.state.save(&self.config.work_dir.join("state.json"))?;
         self.state
             .snapshot
@@ -349,13 +330,29 @@ impl Validator {
             .ok_or_else(|| Error::InvalidArgument("snapshot".into()))
     }
 
+    /// A handle that takes deadline snapshots for this validator from any
+    /// thread (it shares the validator's chain and opened buckets).
+    pub fn snapshotter(&self) -> Snapshotter {
+        Snapshotter {
+            chain: Arc::clone(&self.chain),
+            params: self.config.params.clone(),
+            buckets: Arc::clone(&self.buckets),
+            me: self.hotkey(),
+        }
+    }
+
+    /// Uses `snapshot` (taken by a [`Snapshotter`]) for its deadline.
+    pub fn use_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
+        self.state.snapshot = Some(snapshot);
+        self.state.save(&self.config.work_dir.join("state.json"))
+    }
+
     /// The blocks an upload's key may name to count for `deadline`: this
     /// round's, from the previous deadline to the block before this one
     /// (`SubnetParams::deadline_after` of each is `deadline`), and not
     /// before the master was published. An upload counts for one round only.
     fn round_blocks(&self, deadline: u64) -> std::ops::RangeInclusive<u64> {
-        let round_start = deadline.saturating_sub(self.config.params.round_blocks);
-        round_start.max(self.master.pointer.block)..=deadline.saturating_sub(1)
+        round_blocks(&self.config.params, self.master.pointer.block, deadline)
     }
 
     /// The uids to judge: every registered uid but this validator's, least
@@ -389,12 +386,7 @@ impl Validator {
         chosen
     }
 
-    fn phase_one(
-        &mut self,
-        metagraph: &Metagraph,
-        deadline: u64,
-        upload_deadline: SystemTime,
-    ) -> Result<Vec<Judged>> {
+    fn phase_one(&mut self, metagraph: &Metagraph, deadline: u64) -> Result<Vec<Judged>> {
         let params = &self.config.params;
         let limits = Limits::for_model(self.config.model.parameter_count());
         let blocks = self.round_blocks(deadline);
@@ -411,27 +403,34 @@ impl Validator {
             .state
             .snapshot
             .clone()
-            .filter(|s| s.deadline == deadline && s.before_reveal);
+            .filter(|s| s.deadline == deadline);
+        let too_late = Rejection::ValidatorError(format!(
+            "the validator listed the buckets for deadline {deadline} only after the reveal \
+             block {reveal_block} existed: it cannot tell uploads on time from late ones"
+        ));
         for (uid, hotkey) in self.select_uids(metagraph, deadline) {
             let dest = downloads.join(format!("uid-{uid}.delta"));
-            let pinned = snapshot
-                .as_ref()
-                .map(|s| s.pins.get(&uid).filter(|p| p.hotkey == hotkey));
-            let expect = Expectation {
-                netuid: params.netuid,
-                uid,
-                hotkey,
-                master: self.master.revision(),
-                blocks: blocks.clone(),
-                upload_deadline,
-                pinned,
-                seal_rounds: &seal_rounds,
-                limits: &limits,
-                dest: &dest,
+            let mut seen = None;
+            let fetched = match snapshot.as_ref().filter(|s| s.before_reveal) {
+                None => Err(too_late.clone()),
+                Some(snapshot) => {
+                    let expect = Expectation {
+                        netuid: params.netuid,
+                        uid,
+                        hotkey,
+                        master: self.master.revision(),
+                        blocks: blocks.clone(),
+                        pinned: snapshot.pins.get(&uid),
+                        unlisted: snapshot.unlisted.get(&uid),
+                        seal_rounds: &seal_rounds,
+                        limits: &limits,
+                        dest: &dest,
+                    };
+                    fetch_candidate(self.chain.as_ref(), &self.buckets, &expect, &mut seen)
+                }
             };
-            let fetched = fetch_candidate(self.chain.as_ref(), &mut self.buckets, &expect);
             if let Ok(c) = &fetched {
-                self.state.copies.record(c.fingerprint, hotkey, c.uploaded);
+                self.state.copies.record(c.fingerprint, hotkey, deadline);
                 // Kept for later rounds' copy checks, whatever this one decides.
                 self.sketches.append(&SketchEntry {
                     deadline,
@@ -442,6 +441,7 @@ impl Validator {
             judged.push(Judged {
                 uid,
                 hotkey,
+                seen,
                 fetched,
                 explained: None,
             });
@@ -507,6 +507,7 @@ impl Validator {
         let Judged {
             uid,
             hotkey,
+            seen,
             fetched,
             explained,
         } = judged;
@@ -523,9 +524,12 @@ impl Validator {
             reveal_block: round.reveal_block,
             reveal_hash: crate::digest::Digest(round.reveal_hash).to_hex(),
             master_revision: self.master.revision(),
+            master_block: self.master.pointer.block,
             uid,
             hotkey,
-            delta_key: None,
+            delta_key: seen.as_ref().map(|o| o.key.clone()),
+            delta_size: seen.as_ref().map(|o| o.size),
+            object_digest: seen.as_ref().map(|o| o.digest),
             delta_digest: None,
             local_pages: local_ids.clone(),
             global_pages: round.global_ids.clone(),
@@ -547,11 +551,10 @@ impl Validator {
         let outcome = match fetched {
             Err(rejection) => Err(rejection),
             Ok(candidate) => {
-                record.delta_key = Some(candidate.key.clone());
                 record.delta_digest = Some(candidate.digest);
                 record.timings_ms.download = candidate.download.as_millis() as u64;
                 let local = self.data.paged_batch(&local_ids, params.seq_len)?;
-                self.evaluate(&candidate, &local, round, &mut record)
+                self.evaluate(&candidate, &local, round, &mut record)?
             }
         };
         match outcome {
@@ -569,10 +572,23 @@ impl Validator {
             }
             Err(rejection) => record.rejection = Some(rejection),
         }
-        self.state
+        // The validator's own failures leave the average as it was, and the
+        // uid is judged again next round.
+        if !record
+            .rejection
+            .as_ref()
+            .is_some_and(|r| r.is_validators_fault())
+        {
+            self.state
+                .averages
+                .record(uid, hotkey, round.deadline, record.score)?;
+        }
+        record.average = self
+            .state
             .averages
-            .record(uid, hotkey, round.deadline, record.score)?;
-        record.average = self.state.averages.get(uid).map_or(0.0, |r| r.average);
+            .get(uid)
+            .filter(|r| r.hotkey == hotkey)
+            .map_or(0.0, |r| r.average);
         self.log.append(&record)?;
         self.state.save(&self.config.work_dir.join("state.json"))?;
         let outcome = match (&record.rejection, &record.verdict) {
@@ -601,23 +617,29 @@ impl Validator {
 
     /// Applies the candidate, measures every page, undoes, and checks the
     /// master is back bit for bit (a mismatch reloads the master: the
-    /// validator never judges on a damaged master).
+    /// validator never judges on a damaged master; a reload that fails ends
+    /// the round with an error).
     fn evaluate(
         &mut self,
         candidate: &Candidate,
         local: &PagedBatch,
         round: &RoundPages,
         record: &mut EvalRecord,
-    ) -> std::result::Result<Evaluation, Rejection> {
-        let master_local = page_losses(&self.model, local).map_err(internal)?;
+    ) -> Result<std::result::Result<Evaluation, Rejection>> {
+        let master_local = match page_losses(&self.model, local) {
+            Ok(losses) => losses,
+            Err(e) => return Ok(Err(internal(e))),
+        };
         let started = Instant::now();
         let reader = candidate.delta.reader();
         let backup = Backup::Checkpoint(&self.master.checkpoint);
-        let applied =
-            apply_with_backup(&mut self.model, &reader, 1.0, backup).map_err(|e| match e {
-                Error::NonFinite { .. } => Rejection::NonFinite(e.to_string()),
-                _ => Rejection::Mismatch(e.to_string()),
-            })?;
+        let applied = match apply_with_backup(&mut self.model, &reader, 1.0, backup) {
+            Ok(applied) => applied,
+            Err(e @ Error::NonFinite { .. }) => {
+                return Ok(Err(Rejection::NonFinite(e.to_string())));
+            }
+            Err(e) => return Ok(Err(Rejection::Mismatch(e.to_string()))),
+        };
         record.timings_ms.apply = started.elapsed().as_millis() as u64;
         let started = Instant::now();
         let with_local = page_losses_or_nan(&self.model, local);
@@ -629,13 +651,11 @@ impl Validator {
         record.timings_ms.restore = started.elapsed().as_millis() as u64;
         record.restored_exact = Some(exact);
         if !exact {
-            // Never judge on a damaged master: reload it from its file.
-            match load_for_eval(&self.master, &self.config) {
-                Ok(model) => self.model = model,
-                Err(e) => return Err(internal(e)),
-            }
+            // Never judge on a damaged master: reload it from its file, or
+            // stop the round.
+            self.model = load_for_eval(&self.master, &self.config)?;
         }
-        Ok(Evaluation {
+        Ok(Ok(Evaluation {
             local: PageLosses {
                 master: master_local,
                 with_delta: with_local,
@@ -644,7 +664,7 @@ impl Validator {
                 master: round.master_global.clone(),
                 with_delta: with_global,
             },
-        })
+        }))
     }
 
     /// Merges the mergeable deltas into a candidate master with the
@@ -823,6 +843,86 @@ fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
 }
 
+/// A failure of the validator's own model or data: not the miner's fault.
 fn internal(e: Error) -> Rejection {
-    Rejection::Mismatch(format!("validator-side failure: {e}"))
+    Rejection::ValidatorError(e.to_string())
+}
+
+/// The blocks an upload's key may name to count for `deadline` when the
+/// master was published at `master_block` (see `Validator::round_blocks`).
+fn round_blocks(
+    params: &SubnetParams,
+    master_block: u64,
+    deadline: u64,
+) -> std::ops::RangeInclusive<u64> {
+    let round_start = deadline.saturating_sub(params.round_blocks);
+    round_start.max(master_block)..=deadline.saturating_sub(1)
+}
+
+/// Takes deadline snapshots for a validator from any thread: the chain and
+/// the opened buckets are shared with it (`Validator::snapshotter`).
+#[derive(Clone)]
+pub struct Snapshotter {
+    chain: Arc<dyn Chain>,
+    params: SubnetParams,
+    buckets: Arc<Mutex<BucketCache>>,
+    me: PublicKey,
+}
+
+impl Snapshotter {
+    /// Lists every registered uid's bucket but the validator's own and pins
+    /// its newest delta of the round at `deadline` (`snapshot` module).
+    pub fn take(&self, deadline: u64) -> Result<Snapshot> {
+        let metagraph = self.chain.metagraph(self.params.netuid)?;
+        let uids: Vec<(u16, PublicKey)> = metagraph
+            .neurons
+            .iter()
+            .filter(|n| n.hotkey != self.me)
+            .map(|n| (n.uid, n.hotkey))
+            .collect();
+        // Every block of the round: whether a delta is older than the
+        // master is decided when it is judged (`stale`).
+        let blocks = round_blocks(&self.params, 0, deadline);
+        snapshot::take(
+            &self.chain,
+            &self.params,
+            &self.buckets,
+            uids,
+            deadline,
+            blocks,
+        )
+    }
+    /// Spawns a thread that waits for every deadline after `after_block` and
+    /// takes its snapshot the moment the deadline block exists, even while
+    /// the validator is busy judging an earlier round. Snapshots (or the
+    /// error that ended the thread: a chain that stalls or fails) arrive on
+    /// the returned channel in deadline order; hand each to
+    /// [`Validator::use_snapshot`] before [`Validator::run_round`]. The
+    /// thread ends when the receiver is dropped.
+    pub fn spawn(self, after_block: u64) -> std::sync::mpsc::Receiver<Result<Snapshot>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut block = after_block;
+            loop {
+                let deadline = self.params.deadline_after(block);
+                let blocks =
+                    u32::try_from(self.params.round_blocks.saturating_add(2)).unwrap_or(u32::MAX);
+                let wait = self
+                    .chain
+                    .block_time()
+                    .saturating_mul(blocks.saturating_mul(4))
+                    .max(Duration::from_secs(60));
+                let taken = self
+                    .chain
+                    .wait_for_block(deadline, wait)
+                    .and_then(|_| self.take(deadline));
+                let failed = taken.is_err();
+                if tx.send(taken).is_err() || failed {
+                    return;
+                }
+                block = deadline;
+            }
+        });
+        rx
+    }
 }
