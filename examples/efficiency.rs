@@ -35,7 +35,7 @@ use bistro::model::{self, Config, Device, Model, TrainConfig, Trainer};
 use bistro::node::miner::{Miner, MinerConfig, training_pages};
 use bistro::node::validator::{Validator, ValidatorConfig};
 use bistro::node::{DeltaEncoding, SubnetParams};
-use bistro::storage::{Bucket, BucketCommitment, LocalBucket};
+use bistro::storage::{Bucket, BucketCommitment, EndpointPolicy, LocalBucket};
 use bistro::{Error, Keypair, Result};
 
 const FLAGS: &[Flag] = &[
@@ -376,7 +376,8 @@ fn run_network(
             merge: s.merge,
         },
     )?
-    .with_heldout(heldout.clone());
+    .with_heldout(heldout.clone())
+    .with_endpoint_policy(EndpointPolicy::Any);
     let encoding = DeltaEncoding::parse(&s.encoding)
         .ok_or_else(|| Error::InvalidArgument(format!("encoding {:?}", s.encoding)))?;
     let mut miners = Vec::new();

@@ -19,6 +19,7 @@ use bistro::data::sample;
 use bistro::node::validator::{Validator, ValidatorConfig};
 use bistro::roles::{COMMON_FLAGS, Role, Setup};
 use bistro::rounds::{RoundHistory, print_round, write_charts};
+use bistro::storage::EndpointPolicy;
 
 fn main() -> ExitCode {
     let args = Args::from_env(
@@ -55,7 +56,14 @@ fn run(args: &Args) -> bistro::Result<()> {
         setup.keypair,
         setup.data,
         config,
-    )?;
+    )?
+    // The embedded network's buckets are local folders; on Bittensor only
+    // https:// endpoints with public addresses are contacted.
+    .with_endpoint_policy(if setup.embedded {
+        EndpointPolicy::Any
+    } else {
+        EndpointPolicy::Public
+    });
     if setup.embedded {
         validator = validator.with_heldout(Arc::new(sample::heldout()?));
     }

@@ -24,7 +24,7 @@ use bistro::node::log::read_log;
 use bistro::node::sealing::seal_target;
 use bistro::node::upload::upload_delta;
 use bistro::node::validator::{Validator, ValidatorConfig};
-use bistro::storage::{BucketCommitment, LocalBucket};
+use bistro::storage::{BucketCommitment, EndpointPolicy, LocalBucket};
 use bistro::{Keypair, Result};
 
 const FLAGS: &[Flag] = &[
@@ -135,7 +135,8 @@ fn run(args: &Args) -> Result<()> {
             heldout_pages: 0,
             merge: Default::default(),
         },
-    )?;
+    )?
+    .with_endpoint_policy(EndpointPolicy::Any);
     let model_bytes = config.parameter_count() * 4;
     let master = validator.master().clone();
     let limits = Limits::for_model(config.parameter_count());

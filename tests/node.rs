@@ -15,7 +15,7 @@ use bistro::node::sealing::{SealTarget, seal_target};
 use bistro::node::upload::upload_delta;
 use bistro::node::validator::{Validator, ValidatorConfig};
 use bistro::node::{DeltaEncoding, SubnetParams};
-use bistro::storage::{Bucket, BucketCommitment, LocalBucket};
+use bistro::storage::{Bucket, BucketCommitment, EndpointPolicy, LocalBucket};
 use bistro::{Error, Keypair};
 
 struct Net {
@@ -91,6 +91,7 @@ impl Net {
             config,
         )
         .unwrap()
+        .with_endpoint_policy(EndpointPolicy::Any)
     }
 
     /// Registers miner `i` with a bucket commitment; returns uid and bucket.

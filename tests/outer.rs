@@ -17,7 +17,7 @@ use bistro::node::sealing::open_if_public;
 use bistro::node::validator::{Validator, ValidatorConfig};
 use bistro::node::{DeltaEncoding, SubnetParams};
 use bistro::storage::keys::{master_key, outer_state_key};
-use bistro::storage::{Bucket, BucketCommitment, LocalBucket};
+use bistro::storage::{Bucket, BucketCommitment, EndpointPolicy, LocalBucket};
 use bistro::{Error, Keypair};
 
 struct Net {
@@ -51,7 +51,10 @@ fn net() -> Net {
     );
     chain.add_subnet(1, SubnetConfig::default()).unwrap();
     let data: Arc<dyn PageSource> = Arc::new(sample::train().unwrap());
-    let params = SubnetParams::new(1, data.params(8, 1000, 2).unwrap());
+    let mut params = SubnetParams::new(1, data.params(8, 1000, 2).unwrap());
+    // Any positive specific gain is paid and merged: two training steps
+    // are enough to have deltas to merge.
+    params.rule.confidence_z = 0.0;
     chain
         .register(1, &key(100).public(), &key(100).public(), 1 << 40)
         .unwrap();
@@ -79,7 +82,9 @@ impl Net {
             merge,
         };
         let chain: Arc<dyn Chain> = self.chain.clone();
-        Validator::new(chain, b, c, key(100), self.data.clone(), config).unwrap()
+        Validator::new(chain, b, c, key(100), self.data.clone(), config)
+            .unwrap()
+            .with_endpoint_policy(EndpointPolicy::Any)
     }
 
     fn register(&self, i: u8) {
@@ -103,8 +108,8 @@ impl Net {
                 ..TrainConfig::default()
             },
             device: Device::Cpu,
-            steps_per_upload: 6,
-            pages_per_step: 2,
+            steps_per_upload: 2,
+            pages_per_step: 1,
             encoding: DeltaEncoding::parse("dense-bf16").unwrap(),
             work_dir: self.root.join(format!("miner-{i}")),
         };
@@ -112,8 +117,8 @@ impl Net {
         Miner::new(chain, own, commitment, key(i), self.data.clone(), config).unwrap()
     }
 
-    /// Every miner syncs, trains 6 steps (enough for a specific gain the
-    /// rule pays with confidence) and uploads; the chain moves to the
+    /// Every miner syncs, trains 2 steps and uploads (the subnet's rule
+    /// pays any positive specific gain: this test is about the merge); the chain moves to the
     /// deadline, where `validator` takes its snapshot, then to the reveal
     /// block; returns the deadline and the delta keys by miner.
     fn work(&self, miners: &mut [Miner], validator: &mut Validator) -> (u64, Vec<String>) {
@@ -122,7 +127,7 @@ impl Net {
         let mut keys = Vec::new();
         for m in miners.iter_mut() {
             m.sync_master().unwrap();
-            m.train(deadline, 6).unwrap();
+            m.train(deadline, 2).unwrap();
             keys.push(m.upload(block).unwrap().key);
         }
         self.chain.advance(deadline - block).unwrap();
@@ -157,7 +162,7 @@ fn a_nesterov_merge_is_reproduced_bit_for_bit_from_what_the_validator_publishes(
         keys.push(k);
     }
     // The miners kept their optimizer across the master change.
-    assert_eq!(miners[0].optimizer_steps(), Some(12));
+    assert_eq!(miners[0].optimizer_steps(), Some(4));
 
     // An auditor: the parent master, its outer state and the deltas, all
     // from the buckets.

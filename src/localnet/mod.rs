@@ -33,7 +33,7 @@ use bistro_core::node::miner::{Miner, MinerConfig};
 use bistro_core::node::validator::{RoundReport, Validator, ValidatorConfig};
 use bistro_core::node::{DeltaEncoding, SubnetParams};
 use bistro_core::storage::keys::publish_master;
-use bistro_core::storage::{Bucket, BucketCommitment, LocalBucket};
+use bistro_core::storage::{Bucket, BucketCommitment, EndpointPolicy, LocalBucket};
 
 /// Each miner's one-line account of a round (or why it failed), by uid.
 pub type Accounts = Vec<(u16, Result<String>)>;
@@ -167,7 +167,9 @@ impl Localnet {
             data.clone(),
             validator_config,
         )?
-        .with_heldout(heldout);
+        .with_heldout(heldout)
+        // Local buckets are file:// folders.
+        .with_endpoint_policy(EndpointPolicy::Any);
 
         let (stale_mirror, _) = local_bucket(&dir, "stale-mirror")?;
         // The stale miner's first master comes from "an earlier network".

@@ -130,6 +130,20 @@ impl BucketCommitment {
         check_endpoint(&self.endpoint)
     }
 
+    /// For an `http(s)://` endpoint, its host and port (the scheme's default
+    /// port when none is given); `None` for `file://` or an invalid endpoint.
+    pub fn host_and_port(&self) -> Option<(&str, u16)> {
+        let (authority, default_port) = match check_endpoint(&self.endpoint).ok()? {
+            EndpointKind::Https => (self.endpoint.strip_prefix("https://")?, 443),
+            EndpointKind::Http => (self.endpoint.strip_prefix("http://")?, 80),
+            EndpointKind::File => return None,
+        };
+        match authority.rsplit_once(':') {
+            Some((host, port)) => Some((host, port.parse().ok()?)),
+            None => Some((authority, default_port)),
+        }
+    }
+
     /// For a `file://` endpoint, the absolute folder it names.
     pub fn file_path(&self) -> Option<&str> {
         self.endpoint.strip_prefix("file://")

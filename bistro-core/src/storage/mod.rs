@@ -32,6 +32,7 @@ use std::time::SystemTime;
 use crate::error::Result;
 
 pub mod commitment;
+pub mod endpoint;
 mod key;
 pub mod keys;
 mod limited;
@@ -42,6 +43,7 @@ mod s3;
 
 pub use crate::util::atomic::write_file_atomic;
 pub use commitment::BucketCommitment;
+pub use endpoint::EndpointPolicy;
 pub use key::{MAX_KEY_BYTES, validate_key, validate_prefix};
 pub use local::LocalBucket;
 pub use open::open_bucket;

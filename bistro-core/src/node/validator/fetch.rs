@@ -20,7 +20,7 @@ use crate::seal::max_sealed_len;
 use super::snapshot::Pin;
 use crate::error::Error;
 use crate::storage::keys::latest_delta;
-use crate::storage::{Bucket, BucketCommitment, open_bucket};
+use crate::storage::{Bucket, BucketCommitment, EndpointPolicy, open_bucket};
 
 /// A delta that passed every check that does not need the model.
 pub struct Candidate {
@@ -74,20 +74,34 @@ pub struct Expectation<'a> {
     pub dest: &'a Path,
 }
 
-/// Opened buckets of miners, by commitment, so each is opened once.
+/// Opened buckets of miners, by commitment, so each is opened once, and
+/// only where the endpoint policy allows.
 #[derive(Default)]
 pub struct BucketCache {
     open: HashMap<Vec<u8>, Arc<dyn Bucket>>,
+    policy: EndpointPolicy,
 }
 
 impl BucketCache {
-    /// The bucket a raw commitment names, opened once.
+    /// An empty cache that opens only what `policy` allows.
+    pub fn new(policy: EndpointPolicy) -> BucketCache {
+        BucketCache {
+            open: HashMap::new(),
+            policy,
+        }
+    }
+
+    /// The bucket a raw commitment names, opened once (`bad_commitment` if
+    /// it does not parse or the endpoint policy refuses it).
     pub fn get(&mut self, raw: Vec<u8>) -> Result<Arc<dyn Bucket>, Rejection> {
         if let Some(bucket) = self.open.get(&raw) {
             return Ok(Arc::clone(bucket));
         }
         let commitment =
             BucketCommitment::parse(&raw).map_err(|e| Rejection::BadCommitment(e.to_string()))?;
+        self.policy
+            .check(&commitment)
+            .map_err(|e| Rejection::BadCommitment(e.to_string()))?;
         let bucket: Arc<dyn Bucket> = open_bucket(&commitment)
             .map_err(|e| Rejection::BadCommitment(e.to_string()))?
             .into();
@@ -244,4 +258,30 @@ fn download_pinned(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_opens_only_what_the_endpoint_policy_allows() {
+        let dir = tempfile::tempdir().unwrap();
+        let parent = dir.path().canonicalize().unwrap();
+        crate::storage::LocalBucket::create(parent.join("miner")).unwrap();
+        let local = BucketCommitment::local(&parent, "miner").unwrap();
+        let loopback = BucketCommitment::public("http://127.0.0.1:9000", "miner");
+        let metadata = BucketCommitment::public("https://169.254.169.254", "miner");
+        let mut strict = BucketCache::new(EndpointPolicy::Public);
+        for c in [&local, &loopback, &metadata] {
+            let raw = c.encode().unwrap().into_bytes();
+            match strict.get(raw) {
+                Err(Rejection::BadCommitment(why)) => assert!(why.contains("refused"), "{why}"),
+                Err(other) => panic!("{c:?}: {other}"),
+                Ok(_) => panic!("{c:?} was opened"),
+            }
+        }
+        let mut any = BucketCache::new(EndpointPolicy::Any);
+        assert!(any.get(local.encode().unwrap().into_bytes()).is_ok());
+    }
 }

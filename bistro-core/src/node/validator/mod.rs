@@ -55,7 +55,7 @@ use crate::model::{Config, Device, Model};
 use crate::pages::{global_pages, local_pages};
 use crate::score::{Evaluation, PageLosses};
 use crate::storage::keys::{eval_log_key, validator_state_key};
-use crate::storage::{Bucket, BucketCommitment};
+use crate::storage::{Bucket, BucketCommitment, EndpointPolicy};
 
 /// How a validator runs.
 #[derive(Clone, Debug)]
@@ -170,6 +170,16 @@ impl Validator {
             sketches,
             buckets: Arc::new(Mutex::new(BucketCache::default())),
         })
+    }
+
+    /// Contacts only the miners' endpoints `policy` allows (default
+    /// [`EndpointPolicy::Public`]; the local network and tests use
+    /// [`EndpointPolicy::Any`] for `file://` and `http://127.0.0.1`).
+    pub fn with_endpoint_policy(self, policy: EndpointPolicy) -> Validator {
+        if let Ok(mut cache) = self.buckets.lock() {
+            *cache = BucketCache::new(policy);
+        }
+        self
     }
 
     /// Measures the master on `heldout` after every round (for reports and
