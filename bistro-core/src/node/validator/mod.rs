@@ -880,6 +880,23 @@ pub struct Snapshotter {
 }
 
 impl Snapshotter {
+    /// A snapshotter of its own (a validator's shares its chain and opened
+    /// buckets: [`Validator::snapshotter`]): `me` is the validator's hotkey,
+    /// whose own uid is not listed.
+    pub fn new(
+        chain: Arc<dyn Chain>,
+        params: SubnetParams,
+        policy: EndpointPolicy,
+        me: PublicKey,
+    ) -> Snapshotter {
+        Snapshotter {
+            chain,
+            params,
+            buckets: Arc::new(Mutex::new(BucketCache::new(policy))),
+            me,
+        }
+    }
+
     /// Lists every registered uid's bucket but the validator's own and pins
     /// its newest delta of the round at `deadline` (`snapshot` module).
     pub fn take(&self, deadline: u64) -> Result<Snapshot> {
