@@ -72,6 +72,8 @@ pub struct Expectation<'a> {
     pub limits: &'a Limits,
     /// Where to put the opened delta (the sealed download goes beside it).
     pub dest: &'a Path,
+    /// The fixed part of the download's budget ([`download_budget`]).
+    pub budget_base: Duration,
 }
 
 /// Opened buckets of miners, by commitment, so each is opened once, and
@@ -89,6 +91,12 @@ impl BucketCache {
             open: HashMap::new(),
             policy,
         }
+    }
+
+    /// Uses `bucket` for the raw commitment `raw` from now on (a transport
+    /// of the caller's own; tests).
+    pub fn insert(&mut self, raw: Vec<u8>, bucket: Arc<dyn Bucket>) {
+        self.open.insert(raw, bucket);
     }
 
     /// The bucket a raw commitment names, opened once (`bad_commitment` if
@@ -161,8 +169,13 @@ pub fn fetch_candidate(
         )));
     }
     let started = Instant::now();
-    let sealed = expect.dest.with_extension("sealed");
-    let downloaded = download_pinned(bucket.as_ref(), pin, &sealed, max_sealed, expect.dest);
+    // A name of its own: a download abandoned at its budget may still land
+    // later, and must not land on a later one.
+    let sealed = expect
+        .dest
+        .with_extension(format!("{}.sealed", unique_suffix()));
+    let budget = download_budget(expect.budget_base, pin.size);
+    let downloaded = download_pinned(&bucket, pin, &sealed, max_sealed, budget);
     let download = started.elapsed();
     if let Err(why) = downloaded {
         let _ = std::fs::remove_file(&sealed);
@@ -225,26 +238,67 @@ pub fn fetch_candidate(
     })
 }
 
-/// Downloads the pinned object into `sealed` and checks it is the pinned
-/// content: the size listed at the deadline and the digest its key names.
-/// Failures of the validator's own disk (paths beside `dest`) are its own.
+/// The fixed part of a download's budget (connection, first byte).
+pub const DOWNLOAD_BASE_BUDGET: Duration = Duration::from_secs(30);
+
+/// The slowest rate, in bytes per second, at which an honest bucket is
+/// expected to serve a delta; a download may take its size at this rate on
+/// top of [`DOWNLOAD_BASE_BUDGET`].
+pub const MIN_DOWNLOAD_RATE: u64 = 4 << 20;
+
+/// The wall-clock budget for downloading a pinned object of `size` bytes
+/// (`base` is [`DOWNLOAD_BASE_BUDGET`] in a validator): a server that drips
+/// bytes or stalls costs the round at most this.
+pub fn download_budget(base: Duration, size: u64) -> Duration {
+    base + Duration::from_secs(size / MIN_DOWNLOAD_RATE)
+}
+
+/// A file-name part no other download of this process uses.
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Downloads the pinned object into `sealed` within `budget` (past it the
+/// uid is `unreachable` and the transfer is left to end on its own request
+/// timeouts), and checks it is the pinned content: the size listed at the
+/// deadline and the digest its key names. Failures of the validator's own
+/// disk (paths beside `sealed`) are its own.
 fn download_pinned(
-    bucket: &dyn Bucket,
+    bucket: &Arc<dyn Bucket>,
     pin: &Pin,
     sealed: &Path,
     max_sealed: u64,
-    dest: &Path,
+    budget: Duration,
 ) -> Result<(), Rejection> {
-    let own = |e: &Error| matches!(e, Error::Io { path, .. } if path.parent() == dest.parent());
-    let stored = bucket
-        .get_to_file(&pin.key, sealed, max_sealed)
-        .map_err(|e| {
+    let own = |e: &Error| matches!(e, Error::Io { path, .. } if path.parent() == sealed.parent());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (worker_bucket, key, path) = (Arc::clone(bucket), pin.key.clone(), sealed.to_path_buf());
+    std::thread::spawn(move || {
+        let _ = tx.send(worker_bucket.get_to_file(&key, &path, max_sealed));
+    });
+    let stored = match rx.recv_timeout(budget) {
+        Ok(result) => result.map_err(|e| {
             if own(&e) {
                 Rejection::ValidatorError(e.to_string())
             } else {
                 Rejection::from_delta_error(&e)
             }
-        })?;
+        })?,
+        Err(_) => {
+            return Err(Rejection::Unreachable(format!(
+                "{} ({} bytes) did not download within {} s",
+                pin.key,
+                pin.size,
+                budget.as_secs()
+            )));
+        }
+    };
     let digest = Digest::of_file(sealed).map_err(|e| Rejection::ValidatorError(e.to_string()))?;
     if stored.size != pin.size || digest != pin.digest {
         return Err(Rejection::Corrupt(format!(
@@ -283,5 +337,104 @@ mod tests {
         }
         let mut any = BucketCache::new(EndpointPolicy::Any);
         assert!(any.get(local.encode().unwrap().into_bytes()).is_ok());
+    }
+
+    /// A bucket whose downloads stall (a miner's server that drips bytes).
+    struct Stalling(crate::storage::LocalBucket, Duration);
+
+    impl Bucket for Stalling {
+        fn put(&self, key: &str, bytes: &[u8]) -> crate::error::Result<()> {
+            self.0.put(key, bytes)
+        }
+        fn put_file(&self, key: &str, path: &Path) -> crate::error::Result<()> {
+            self.0.put_file(key, path)
+        }
+        fn get(&self, key: &str, max: u64) -> crate::error::Result<Vec<u8>> {
+            self.0.get(key, max)
+        }
+        fn get_range(&self, key: &str, r: std::ops::Range<u64>) -> crate::error::Result<Vec<u8>> {
+            self.0.get_range(key, r)
+        }
+        fn get_to_file(
+            &self,
+            key: &str,
+            dest: &Path,
+            max: u64,
+        ) -> crate::error::Result<crate::storage::ObjectInfo> {
+            std::thread::sleep(self.1);
+            self.0.get_to_file(key, dest, max)
+        }
+        fn head(&self, key: &str) -> crate::error::Result<Option<crate::storage::ObjectInfo>> {
+            self.0.head(key)
+        }
+        fn list(&self, prefix: &str) -> crate::error::Result<Vec<crate::storage::ObjectInfo>> {
+            self.0.list(prefix)
+        }
+        fn delete(&self, key: &str) -> crate::error::Result<()> {
+            self.0.delete(key)
+        }
+    }
+
+    #[test]
+    fn a_stalled_download_costs_its_budget_and_is_unreachable() {
+        use crate::chain::{LocalChain, LocalChainConfig, local::SubnetConfig};
+        use crate::identity::Keypair;
+        use crate::storage::keys::delta_key;
+        let dir = tempfile::tempdir().unwrap();
+        let parent = dir.path().canonicalize().unwrap();
+        let chain =
+            LocalChain::open_or_create(parent.join("chain"), &LocalChainConfig::manual([1; 32]))
+                .unwrap();
+        chain.add_subnet(1, SubnetConfig::default()).unwrap();
+        let miner = Keypair::from_seed([4; 32]).unwrap();
+        let hotkey = miner.public();
+        let uid = chain.register(1, &hotkey, &hotkey, 0).unwrap();
+        let commitment = BucketCommitment::local(&parent, "miner").unwrap();
+        let raw = commitment.encode().unwrap().into_bytes();
+        chain.set_commitment(1, &miner, &raw).unwrap();
+        let local = crate::storage::LocalBucket::create(parent.join("miner")).unwrap();
+        let bytes = b"a sealed delta".to_vec();
+        let digest = Digest::of(&bytes);
+        let key = delta_key(&hotkey, 5, &digest);
+        local.put(&key, &bytes).unwrap();
+        let stall = Duration::from_secs(3);
+        let cache = Mutex::new(BucketCache::new(EndpointPolicy::Any));
+        cache
+            .lock()
+            .unwrap()
+            .insert(raw, Arc::new(Stalling(local, stall)));
+        let pin = Pin {
+            hotkey,
+            key,
+            block: 5,
+            digest,
+            size: bytes.len() as u64,
+        };
+        let rounds = 1..=2;
+        let limits = Limits::for_model(1000);
+        let dest = parent.join("uid.delta");
+        let expect = Expectation {
+            netuid: 1,
+            uid,
+            hotkey,
+            master: Digest::ZERO,
+            blocks: 0..=9,
+            pinned: Some(&pin),
+            unlisted: None,
+            seal_rounds: &rounds,
+            limits: &limits,
+            dest: &dest,
+            budget_base: Duration::from_millis(200),
+        };
+        let started = Instant::now();
+        let mut seen = None;
+        let result = fetch_candidate(&chain, &cache, &expect, &mut seen);
+        assert!(started.elapsed() < stall, "waited {:?}", started.elapsed());
+        match result {
+            Err(Rejection::Unreachable(why)) => assert!(why.contains("within"), "{why}"),
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a stalled download was accepted"),
+        }
+        assert_eq!(seen.map(|s| s.digest), Some(digest));
     }
 }

@@ -33,7 +33,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use fetch::{BucketCache, Candidate, Expectation, Seen, fetch_candidate};
+pub use fetch::{
+    BucketCache, Candidate, DOWNLOAD_BASE_BUDGET, Expectation, MIN_DOWNLOAD_RATE, Seen,
+    download_budget, fetch_candidate,
+};
 pub use report::{RoundReport, RoundRow};
 pub use snapshot::{LIST_PARALLELISM, Pin, SNAPSHOT_BUDGET_BLOCKS, Snapshot};
 pub use state::{VALIDATOR_STATE_VERSION, ValidatorState};
@@ -402,6 +405,7 @@ impl Validator {
         let blocks = self.round_blocks(deadline);
         let downloads = self.config.work_dir.join("deltas");
         std::fs::create_dir_all(&downloads).map_err(|e| Error::io(&downloads, e))?;
+        remove_abandoned_downloads(&downloads);
         let mut judged = Vec::new();
         // Every sealed upload must open with a pulse in this window; it is
         // known once the reveal block exists.
@@ -435,6 +439,7 @@ impl Validator {
                         seal_rounds: &seal_rounds,
                         limits: &limits,
                         dest: &dest,
+                        budget_base: fetch::DOWNLOAD_BASE_BUDGET,
                     };
                     fetch_candidate(self.chain.as_ref(), &self.buckets, &expect, &mut seen)
                 }
@@ -851,6 +856,19 @@ fn page_losses_or_nan(model: &Model, paged: &PagedBatch) -> Vec<f64> {
 /// The mean of `xs` (NaN for none).
 fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// Removes sealed downloads left by earlier rounds (a download abandoned at
+/// its budget may land after its round). Best effort.
+fn remove_abandoned_downloads(downloads: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(downloads) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".sealed") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// A failure of the validator's own model or data: not the miner's fault.
