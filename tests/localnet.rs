@@ -107,9 +107,9 @@ fn honest_miners_earn_the_weight_and_the_master_improves() {
         reasons(Behaviour::Stale)
     );
     assert!(
-        reasons(Behaviour::Late).iter().all(|r| r == "late"),
+        reasons(Behaviour::Backdater).iter().all(|r| r == "late"),
         "{:?}",
-        reasons(Behaviour::Late)
+        reasons(Behaviour::Backdater)
     );
     let corrupt = reasons(Behaviour::Corrupt);
     for expected in [

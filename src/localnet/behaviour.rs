@@ -42,8 +42,9 @@ pub enum Behaviour {
     /// Re-uploads the first honest miner's newest readable delta times 0.5.
     ScaleDown,
     /// Waits until the reveal block exists, trains on the local pages it
-    /// chose, and uploads then (after the deadline).
-    Late,
+    /// chose, uploads then (after the deadline), and has its own storage
+    /// server date the object an hour before the deadline.
+    Backdater,
 }
 
 impl Behaviour {
@@ -63,7 +64,7 @@ impl Behaviour {
         Behaviour::RandomPages,
         Behaviour::ScaleUp,
         Behaviour::ScaleDown,
-        Behaviour::Late,
+        Behaviour::Backdater,
     ];
 
     /// Whether this is an honest miner.
@@ -73,7 +74,7 @@ impl Behaviour {
 
     /// Whether this miner acts only after the reveal block exists.
     pub fn acts_after_reveal(self) -> bool {
-        self == Behaviour::Late
+        self == Behaviour::Backdater
     }
 
     /// Whether this miner runs the SDK's [`Miner`](bistro_core::node::miner::Miner)
@@ -102,7 +103,7 @@ impl Behaviour {
             Behaviour::RandomPages => "random-pages",
             Behaviour::ScaleUp => "scale-2x",
             Behaviour::ScaleDown => "scale-0.5x",
-            Behaviour::Late => "late",
+            Behaviour::Backdater => "backdater",
         }
     }
 }

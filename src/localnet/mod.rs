@@ -106,12 +106,12 @@ fn keypair(seed: u64, name: &str) -> Result<Keypair> {
     Keypair::from_seed(h.finalize().0)
 }
 
-fn local_bucket(dir: &Path, name: &str) -> Result<(Box<dyn Bucket>, BucketCommitment)> {
+fn local_bucket(dir: &Path, name: &str) -> Result<(LocalBucket, BucketCommitment)> {
     let parent = dir.join("buckets");
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
     let parent = parent.canonicalize().map_err(|e| Error::io(&parent, e))?;
     let bucket = LocalBucket::create(parent.join(name))?;
-    Ok((Box::new(bucket), BucketCommitment::local(&parent, name)?))
+    Ok((bucket, BucketCommitment::local(&parent, name)?))
 }
 
 impl Localnet {
@@ -161,7 +161,7 @@ impl Localnet {
         let chain_dyn: Arc<dyn Chain> = chain.clone();
         let validator = Validator::new(
             chain_dyn.clone(),
-            bucket,
+            Box::new(bucket),
             commitment,
             validator_key,
             data.clone(),
@@ -172,6 +172,7 @@ impl Localnet {
         .with_endpoint_policy(EndpointPolicy::Any);
 
         let (stale_mirror, _) = local_bucket(&dir, "stale-mirror")?;
+        let stale_mirror: Box<dyn Bucket> = Box::new(stale_mirror);
         // The stale miner's first master comes from "an earlier network".
         let ghost = model::Model::new(model.clone(), config.seed ^ 0x5eed, Device::Cpu)?;
         publish_model(&ghost, stale_mirror.as_ref(), &dir.join("ghost"), 0)?;
@@ -212,7 +213,7 @@ impl Localnet {
                 let (own_bucket, _) = local_bucket(&dir, &name)?;
                 let miner = Miner::new(
                     chain_dyn.clone(),
-                    own_bucket,
+                    Box::new(own_bucket),
                     commitment,
                     key.clone(),
                     data.clone(),
@@ -220,7 +221,7 @@ impl Localnet {
                 )?;
                 Some(if behaviour == Behaviour::Stale {
                     let (mirror, _) = local_bucket(&dir, "stale-mirror")?;
-                    miner.with_master_bucket(mirror)
+                    miner.with_master_bucket(Box::new(mirror))
                 } else {
                     miner
                 })

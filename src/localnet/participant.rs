@@ -2,6 +2,7 @@
 //! build their uploads with the same public pieces an attacker would use.
 
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use bistro_core::chain::Chain;
 use bistro_core::codec::{
@@ -20,7 +21,7 @@ use bistro_core::node::upload::{DeltaFileWriter, Uploaded, upload_delta};
 use bistro_core::pages::{local_pages, window};
 use bistro_core::seal::{max_sealed_len, seal};
 use bistro_core::storage::keys::{delta_key, latest_delta};
-use bistro_core::storage::{Bucket, BucketCommitment, open_bucket};
+use bistro_core::storage::{Bucket, BucketCommitment, LocalBucket, open_bucket};
 
 use super::behaviour::Behaviour;
 
@@ -72,6 +73,8 @@ pub struct Participant {
     /// Its hotkey.
     pub keypair: Keypair,
     bucket: Box<dyn Bucket>,
+    /// The folder of its local bucket (its own storage server's files).
+    bucket_root: PathBuf,
     scratch: PathBuf,
     miner: Option<Miner>,
 }
@@ -82,7 +85,7 @@ impl Participant {
         behaviour: Behaviour,
         uid: u16,
         keypair: Keypair,
-        bucket: Box<dyn Bucket>,
+        bucket: LocalBucket,
         scratch: PathBuf,
         miner: Option<Miner>,
     ) -> Participant {
@@ -90,7 +93,8 @@ impl Participant {
             behaviour,
             uid,
             keypair,
-            bucket,
+            bucket_root: bucket.root().to_path_buf(),
+            bucket: Box::new(bucket),
             scratch,
             miner,
         }
@@ -153,7 +157,7 @@ impl Participant {
                     up.size
                 ))
             }
-            Behaviour::Late => {
+            Behaviour::Backdater => {
                 let Some(hash) = ctx.reveal_hash else {
                     return Ok("waits for the reveal block".into());
                 };
@@ -169,8 +173,16 @@ impl Participant {
                     vec![pages[i], pages[(i + 1) % pages.len()]]
                 })?;
                 let up = self.upload_tensors(ctx, &delta)?;
+                // Its server says the object was stored an hour ago.
+                let path = self.bucket_root.join(&up.key);
+                std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(3600)))
+                    .map_err(|e| Error::io(&path, e))?;
                 Ok(format!(
-                    "trained on the revealed local pages, uploaded {} bytes after the reveal",
+                    "trained on the revealed local pages, uploaded {} bytes after the reveal, \
+                     dated an hour earlier",
                     up.size
                 ))
             }
