@@ -125,10 +125,12 @@ fn honest_miners_earn_the_weight_and_the_master_improves() {
             "corrupt miner: {corrupt:?}"
         );
     }
+    // Gradient ascent points against the descent direction everyone else
+    // follows: some rounds it is explained by other miners' deltas (copy).
     assert!(
         reasons(Behaviour::Poisoner)
             .iter()
-            .all(|r| r == "NoLocalGain"),
+            .all(|r| r == "NoLocalGain" || r == "copy"),
         "{:?}",
         reasons(Behaviour::Poisoner)
     );

@@ -12,6 +12,7 @@ use bistro::codec::{Limits, open_file};
 use bistro::data::{PageSource, sample};
 use bistro::model::outer::{MergeConfig, MergeRule, OuterState, merge_into};
 use bistro::model::{Config, Device, Model, TrainConfig};
+use bistro::node::lineage::{Lineage, lineage_key, verify};
 use bistro::node::miner::{Miner, MinerConfig, OPTIMIZER_FILE};
 use bistro::node::sealing::open_if_public;
 use bistro::node::validator::{Validator, ValidatorConfig};
@@ -216,6 +217,40 @@ fn a_nesterov_merge_is_reproduced_bit_for_bit_from_what_the_validator_publishes(
     let mut s = OuterState::start(parent);
     merge_into(&mut mean, &deltas, MergeRule::Mean, &mut s).unwrap();
     assert_ne!(mean.revision().unwrap(), next);
+
+    // The lineage record beside the master says the same, and anyone can
+    // verify it from public data; a tampered record does not verify.
+    let record = vb.get(&lineage_key(&next), 1 << 20).unwrap();
+    let lineage = Lineage::from_json(&record).unwrap();
+    assert_eq!(lineage.parent, parent);
+    assert_eq!(
+        lineage.deltas.iter().map(|d| d.uid).collect::<Vec<_>>(),
+        merged
+    );
+    let check = |l: &Lineage, name: &str| {
+        verify(
+            net.chain.as_ref(),
+            vb.as_ref(),
+            l,
+            &net.model,
+            Device::Cpu,
+            EndpointPolicy::Any,
+            &net.root.join("verify").join(name),
+        )
+    };
+    check(&lineage, "honest").unwrap();
+    let mut heavier = lineage.clone();
+    heavier.deltas[0].weight *= 2.0;
+    assert!(check(&heavier, "weight").is_err());
+    let mut twice = lineage.clone();
+    twice.deltas.push(twice.deltas[0].clone());
+    assert!(check(&twice, "twice").is_err());
+    let mut missing = lineage.clone();
+    missing.deltas[0].key = missing.deltas[0].key.replace(".delta", "0.delta");
+    assert!(check(&missing, "missing").is_err());
+    let mut other = lineage.clone();
+    other.deltas[0].object_digest = bistro::digest::Digest::of(b"other");
+    assert!(check(&other, "other").is_err());
 
     // A corrupt outer state of the current master (in the validator's cache
     // and in its bucket): the validator refuses to merge and publish.

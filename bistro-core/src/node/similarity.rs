@@ -175,7 +175,9 @@ pub enum SketchSource {
         /// Its hotkey then.
         hotkey: PublicKey,
     },
-    /// The change a merge made to the master at `deadline`.
+    /// The change a merge made to the master at `deadline` (written by
+    /// earlier versions; a master change is a combination of the merged
+    /// deltas' sketches, which are kept themselves, so it is not compared).
     Master,
 }
 
@@ -207,6 +209,25 @@ pub struct SketchHistory {
 }
 
 impl SketchHistory {
+    /// The earlier deltas of every hotkey but `hotkey`: what a delta of
+    /// `hotkey` is compared with. A miner's own earlier deltas are left out
+    /// (honest training keeps its direction from round to round, more so
+    /// with the optimizer state kept across masters: an honest delta is
+    /// 95–99.4 % explained by its own previous ones), and so are master
+    /// changes, which hold the miner's own merged deltas.
+    pub fn others_than(&self, hotkey: &PublicKey) -> SketchHistory {
+        SketchHistory {
+            entries: self
+                .entries
+                .iter()
+                .filter(
+                    |e| matches!(e.source, SketchSource::Delta { hotkey: h, .. } if h != *hotkey),
+                )
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// How much of `s` the entries explain, by orthogonal matching pursuit:
     /// stops once the explained share reaches `stop_at` or [`MAX_ATOMS`]
     /// entries are used.
@@ -596,5 +617,38 @@ mod tests {
         assert!(matches!(store.load(20..21), Err(Error::Corrupt { .. })));
         store.prune(20).unwrap();
         assert!(store.load(0..20).unwrap().entries.is_empty());
+    }
+
+    #[test]
+    fn a_delta_is_compared_with_other_hotkeys_deltas_only() {
+        let (me, other) = (PublicKey([1; 32]), PublicKey([2; 32]));
+        let entry = |hotkey, seed: u64| SketchEntry {
+            deadline: 10,
+            source: SketchSource::Delta { uid: 1, hotkey },
+            sketch: Sketch(
+                (0..SKETCH_DIM)
+                    .map(|i| ((i as u64 * seed) % 7) as f32)
+                    .collect(),
+            ),
+        };
+        let history = SketchHistory {
+            entries: vec![
+                entry(me, 3),
+                entry(other, 5),
+                SketchEntry {
+                    deadline: 10,
+                    source: SketchSource::Master,
+                    sketch: entry(me, 3).sketch,
+                },
+            ],
+        };
+        let mine = history.others_than(&me);
+        assert_eq!(mine.entries.len(), 1);
+        assert_eq!(mine.entries[0].source, entry(other, 5).source);
+        // My own earlier delta again is not explained by others' deltas...
+        assert!(mine.explain(&entry(me, 3).sketch, 0.99).explained < 0.99);
+        // ...but it is a copy for anyone else.
+        let theirs = history.others_than(&other);
+        assert!(theirs.explain(&entry(me, 3).sketch, 0.99).explained > 0.99);
     }
 }

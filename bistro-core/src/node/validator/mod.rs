@@ -16,8 +16,7 @@
 //!    fold the score into the uid's average (rejections score 0);
 //! 4. merge the mergeable deltas into a candidate master with the outer
 //!    optimizer (`ValidatorConfig::merge`) and publish it, with the
-//!    optimizer's state, if it beats the master on the global pages; record
-//!    the merged pseudo-gradient as a sketch;
+//!    optimizer's state, if it beats the master on the global pages;
 //! 5. set weights when the interval has passed; upload the round's log and
 //!    the state.
 //!
@@ -41,13 +40,14 @@ pub use report::{RoundReport, RoundRow};
 pub use snapshot::{LIST_PARALLELISM, Pin, SNAPSHOT_BUDGET_BLOCKS, Snapshot};
 pub use state::{VALIDATOR_STATE_VERSION, ValidatorState};
 
+use super::lineage::{LINEAGE_VERSION, Lineage, MergedDelta, lineage_key};
 use super::log::{EvalLog, EvalRecord, Timings};
 use super::master::{LocalMaster, fetch_master, publish_model};
 use super::miner::check_dataset;
 use super::params::SubnetParams;
 use super::rejection::Rejection;
 use super::sealing::accepted_rounds;
-use super::similarity::{Sketch, SketchEntry, SketchSource, SketchStore};
+use super::similarity::{SketchEntry, SketchSource, SketchStore};
 use crate::chain::{Chain, Metagraph};
 use crate::codec::Limits;
 use crate::data::{PageSource, PagedBatch};
@@ -477,7 +477,9 @@ impl Validator {
                 )));
                 continue;
             }
-            let explanation = history.explain(&c.sketch, rule.max_explained);
+            let explanation = history
+                .others_than(&j.hotkey)
+                .explain(&c.sketch, rule.max_explained);
             j.explained = Some(explanation.explained);
             if explanation.explained > rule.max_explained {
                 let sources: Vec<String> = explanation
@@ -686,10 +688,7 @@ impl Validator {
     /// configured outer optimizer ([`crate::model::outer`]); publishes it —
     /// the outer state first, then the checkpoint and the pointer — when it
     /// beats the master on the round's global pages, otherwise reloads the
-    /// master. Keeps in `mergeable` the uids that went in, and records the
-    /// merged pseudo-gradient as a sketch (the weighted sum of the merged
-    /// deltas' sketches: the sketch is linear; the momentum is a combination
-    /// of earlier ones) for later copy checks. A corrupt or mismatched outer
+    /// master. Keeps in `mergeable` the uids that went in. A corrupt or mismatched outer
     /// state of the master is an error: nothing is merged or published from
     /// it.
     fn merge(
@@ -748,20 +747,6 @@ impl Validator {
                 .collect();
             merge_into(&mut self.model, &deltas, merge.rule, &mut outer)
         });
-        // The merged pseudo-gradient: the sketch is linear, so it is the
-        // same weighted sum of the merged deltas' sketches (stored in phase one).
-        let mut change = Sketch::zero();
-        for entry in self
-            .sketches
-            .load(round.deadline..round.deadline + 1)?
-            .entries
-        {
-            if let SketchSource::Delta { uid, .. } = entry.source
-                && let Some((_, w)) = weights.iter().find(|(u, _)| *u == uid)
-            {
-                change.add_scaled(&entry.sketch, *w);
-            }
-        }
         let merged = match merged {
             Ok(()) => page_losses_or_nan(&self.model, &round.global),
             Err(_) => vec![f64::NAN],
@@ -769,14 +754,13 @@ impl Validator {
         let merged = mean(&merged);
         if merged < master_global {
             let block = self.chain.block()?.number.max(round.deadline);
-            outer.set_master(self.model.revision()?);
+            let revision = self.model.revision()?;
+            outer.set_master(revision);
             publish_outer_state(&outer, self.bucket.as_ref(), &masters)?;
+            let lineage = self.lineage(round.deadline, revision, merge.rule, &weights)?;
+            self.bucket
+                .put(&lineage_key(&revision), &lineage.to_json()?)?;
             self.master = publish_model(&self.model, self.bucket.as_ref(), &masters, block)?;
-            self.sketches.append(&SketchEntry {
-                deadline: round.deadline,
-                source: SketchSource::Master,
-                sketch: change,
-            })?;
             self.state.copies.clear();
             self.state.copies_master = self.master.revision();
         } else {
@@ -785,6 +769,51 @@ impl Validator {
         }
         self.state.save(&self.config.work_dir.join("state.json"))?;
         Ok(Some(merged))
+    }
+
+    /// The lineage record of the master `revision` merged at `deadline`
+    /// from the deltas `weights` name (their keys and digests from the
+    /// round's log, their commitments from the chain).
+    fn lineage(
+        &self,
+        deadline: u64,
+        revision: crate::digest::Digest,
+        rule: crate::model::outer::MergeRule,
+        weights: &[(u16, f32)],
+    ) -> Result<Lineage> {
+        let records = super::log::read_log_file(self.log.round_path(deadline))?;
+        let mut deltas = Vec::new();
+        for &(uid, weight) in weights {
+            let record = records
+                .iter()
+                .rev()
+                .find(|r| r.uid == uid && r.mergeable)
+                .ok_or_else(|| Error::InvalidArgument(format!("uid {uid} merged unlogged")))?;
+            let missing = |what: &str| Error::InvalidArgument(format!("uid {uid}: no {what}"));
+            let raw = self
+                .chain
+                .commitment(self.config.params.netuid, &record.hotkey)?
+                .ok_or_else(|| missing("commitment"))?;
+            deltas.push(MergedDelta {
+                uid,
+                hotkey: record.hotkey,
+                commitment: String::from_utf8_lossy(&raw).into_owned(),
+                key: record.delta_key.clone().ok_or_else(|| missing("key"))?,
+                object_digest: record
+                    .object_digest
+                    .ok_or_else(|| missing("object digest"))?,
+                digest: record.delta_digest.ok_or_else(|| missing("digest"))?,
+                weight,
+            });
+        }
+        Ok(Lineage {
+            version: LINEAGE_VERSION,
+            revision,
+            parent: self.master.revision(),
+            deadline,
+            rule: rule.to_string(),
+            deltas,
+        })
     }
 
     fn maybe_set_weights(&mut self, deadline: u64) -> (Option<Vec<(u16, f64)>>, Option<String>) {
