@@ -2,107 +2,39 @@
 //! rotation, and the rejections that need a real round to show.
 #![cfg(feature = "full")]
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bistro::chain::{Chain, LocalChain, LocalChainConfig, local::SubnetConfig};
+use bistro::Error;
+use bistro::chain::Chain;
 use bistro::codec::{DType, DeltaHeader, Encoding, Limits};
-use bistro::data::{PageSource, sample};
-use bistro::model::{Config, Device, TrainConfig};
+use bistro::model::{Device, TrainConfig};
+use bistro::node::DeltaEncoding;
 use bistro::node::miner::{MasterStatus, Miner, MinerConfig};
 use bistro::node::sealing::{SealTarget, seal_target};
 use bistro::node::upload::upload_delta;
-use bistro::node::validator::{Validator, ValidatorConfig};
-use bistro::node::{DeltaEncoding, SubnetParams};
-use bistro::storage::{Bucket, BucketCommitment, EndpointPolicy, LocalBucket};
-use bistro::{Error, Keypair};
+use bistro::node::validator::Validator;
+use bistro::storage::Bucket;
 
-struct Net {
-    root: PathBuf,
-    chain: Arc<LocalChain>,
-    data: Arc<dyn PageSource>,
-    params: SubnetParams,
-    model: Config,
-    validator_key: Keypair,
-    _dir: tempfile::TempDir,
-}
-
-fn key(i: u8) -> Keypair {
-    Keypair::from_seed([i; 32]).unwrap()
-}
-
-fn bucket(root: &Path, name: &str) -> (Box<dyn Bucket>, BucketCommitment) {
-    let parent = root.join("buckets");
-    std::fs::create_dir_all(&parent).unwrap();
-    (
-        Box::new(LocalBucket::create(parent.join(name)).unwrap()),
-        BucketCommitment::local(&parent, name).unwrap(),
-    )
-}
+mod common;
+use common::{Net, bucket, key};
 
 fn net() -> Net {
-    bistro::model::set_threads(1);
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    let chain = Arc::new(
-        LocalChain::open_or_create(root.join("chain"), &LocalChainConfig::manual([3; 32])).unwrap(),
-    );
-    chain.add_subnet(1, SubnetConfig::default()).unwrap();
-    let data: Arc<dyn PageSource> = Arc::new(sample::train().unwrap());
-    let mut params = SubnetParams::new(1, data.params(8, 1000, 2).unwrap());
-    params.local_pages = 2;
-    params.global_pages = 2;
-    let validator_key = key(100);
-    chain
-        .register(1, &validator_key.public(), &validator_key.public(), 1 << 40)
-        .unwrap();
-    Net {
-        root,
-        chain,
-        data,
-        params,
-        model: Config::preset("tiny").unwrap(),
-        validator_key,
-        _dir: dir,
-    }
+    common::net(|p| {
+        p.local_pages = 2;
+        p.global_pages = 2;
+    })
 }
 
 impl Net {
     fn validator(&self, uids_per_round: usize) -> Validator {
-        let (b, c) = bucket(&self.root, "validator");
-        let config = ValidatorConfig {
-            params: self.params.clone(),
-            model: self.model.clone(),
-            device: Device::Cpu,
-            work_dir: self.root.join("validator"),
-            uids_per_round,
-            genesis_seed: 5,
-            heldout_pages: 0,
-            merge: Default::default(),
-        };
-        let chain: Arc<dyn Chain> = self.chain.clone();
-        Validator::new(
-            chain,
-            b,
-            c,
-            self.validator_key.clone(),
-            self.data.clone(),
-            config,
-        )
-        .unwrap()
-        .with_endpoint_policy(EndpointPolicy::Any)
+        self.validator_with(uids_per_round, Default::default())
     }
 
     /// Registers miner `i` with a bucket commitment; returns uid and bucket.
     fn miner(&self, i: u8) -> (u16, Box<dyn Bucket>) {
-        let k = key(i);
-        let uid = self.chain.register(1, &k.public(), &k.public(), 0).unwrap();
-        let (b, c) = bucket(&self.root, &format!("miner-{i}"));
-        self.chain
-            .set_commitment(1, &k, c.encode().unwrap().as_bytes())
-            .unwrap();
-        (uid, b)
+        let uid = self.register(i);
+        (uid, bucket(&self.root, &format!("miner-{i}")).0)
     }
 
     /// Uploads a dense delta of `value`s for miner `i`, claiming `uid`, at

@@ -4,97 +4,33 @@
 //! kept across masters and restarts.
 #![cfg(feature = "full")]
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bistro::chain::{Chain, LocalChain, LocalChainConfig, local::SubnetConfig};
+use bistro::Error;
+use bistro::chain::Chain;
 use bistro::codec::{Limits, open_file};
-use bistro::data::{PageSource, sample};
 use bistro::model::outer::{MergeConfig, MergeRule, OuterState, merge_into};
-use bistro::model::{Config, Device, Model, TrainConfig};
+use bistro::model::{Device, Model, TrainConfig};
+use bistro::node::DeltaEncoding;
 use bistro::node::lineage::{Lineage, lineage_key, verify};
 use bistro::node::miner::{Miner, MinerConfig, OPTIMIZER_FILE};
 use bistro::node::sealing::open_if_public;
-use bistro::node::validator::{Validator, ValidatorConfig};
-use bistro::node::{DeltaEncoding, SubnetParams};
+use bistro::node::validator::Validator;
 use bistro::storage::keys::{master_key, outer_state_key};
-use bistro::storage::{Bucket, BucketCommitment, EndpointPolicy, LocalBucket};
-use bistro::{Error, Keypair};
+use bistro::storage::{Bucket, EndpointPolicy};
 
-struct Net {
-    root: PathBuf,
-    chain: Arc<LocalChain>,
-    data: Arc<dyn PageSource>,
-    params: SubnetParams,
-    model: Config,
-    _dir: tempfile::TempDir,
-}
-
-fn key(i: u8) -> Keypair {
-    Keypair::from_seed([i; 32]).unwrap()
-}
-
-fn bucket(root: &Path, name: &str) -> (Box<dyn Bucket>, BucketCommitment) {
-    let parent = root.join("buckets");
-    std::fs::create_dir_all(&parent).unwrap();
-    (
-        Box::new(LocalBucket::create(parent.join(name)).unwrap()),
-        BucketCommitment::local(&parent, name).unwrap(),
-    )
-}
+mod common;
+use common::{Net, bucket, key};
 
 fn net() -> Net {
-    bistro::model::set_threads(1);
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    let chain = Arc::new(
-        LocalChain::open_or_create(root.join("chain"), &LocalChainConfig::manual([3; 32])).unwrap(),
-    );
-    chain.add_subnet(1, SubnetConfig::default()).unwrap();
-    let data: Arc<dyn PageSource> = Arc::new(sample::train().unwrap());
-    let mut params = SubnetParams::new(1, data.params(8, 1000, 2).unwrap());
     // Any positive specific gain is paid and merged: two training steps
     // are enough to have deltas to merge.
-    params.rule.confidence_z = 0.0;
-    chain
-        .register(1, &key(100).public(), &key(100).public(), 1 << 40)
-        .unwrap();
-    Net {
-        root,
-        chain,
-        data,
-        params,
-        model: Config::preset("tiny").unwrap(),
-        _dir: dir,
-    }
+    common::net(|p| p.rule.confidence_z = 0.0)
 }
 
 impl Net {
     fn validator(&self, merge: MergeConfig) -> Validator {
-        let (b, c) = bucket(&self.root, "validator");
-        let config = ValidatorConfig {
-            params: self.params.clone(),
-            model: self.model.clone(),
-            device: Device::Cpu,
-            work_dir: self.root.join("validator"),
-            uids_per_round: 0,
-            genesis_seed: 5,
-            heldout_pages: 0,
-            merge,
-        };
-        let chain: Arc<dyn Chain> = self.chain.clone();
-        Validator::new(chain, b, c, key(100), self.data.clone(), config)
-            .unwrap()
-            .with_endpoint_policy(EndpointPolicy::Any)
-    }
-
-    fn register(&self, i: u8) {
-        let k = key(i);
-        self.chain.register(1, &k.public(), &k.public(), 0).unwrap();
-        let (_, c) = bucket(&self.root, &format!("miner-{i}"));
-        self.chain
-            .set_commitment(1, &k, c.encode().unwrap().as_bytes())
-            .unwrap();
+        self.validator_with(0, merge)
     }
 
     fn miner(&self, i: u8) -> Miner {

@@ -1,0 +1,112 @@
+//! The small network the miner/validator integration tests share: a manual
+//! local chain with subnet 1, local buckets under one temporary folder, the
+//! sample corpus, the tiny model, and a validator with stake.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bistro::Keypair;
+use bistro::chain::{Chain, LocalChain, LocalChainConfig, local::SubnetConfig};
+use bistro::data::{PageSource, sample};
+use bistro::model::outer::MergeConfig;
+use bistro::model::{Config, Device};
+use bistro::node::SubnetParams;
+use bistro::node::validator::{Validator, ValidatorConfig};
+use bistro::storage::{Bucket, BucketCommitment, EndpointPolicy, LocalBucket};
+
+/// The network.
+pub struct Net {
+    pub root: PathBuf,
+    pub chain: Arc<LocalChain>,
+    pub data: Arc<dyn PageSource>,
+    pub params: SubnetParams,
+    pub model: Config,
+    pub validator_key: Keypair,
+    _dir: tempfile::TempDir,
+}
+
+/// The key of participant `i` (the validator is 100).
+pub fn key(i: u8) -> Keypair {
+    Keypair::from_seed([i; 32]).unwrap()
+}
+
+/// The local bucket `name` of the network under `root`, and its commitment.
+pub fn bucket(root: &Path, name: &str) -> (Box<dyn Bucket>, BucketCommitment) {
+    let parent = root.join("buckets");
+    std::fs::create_dir_all(&parent).unwrap();
+    (
+        Box::new(LocalBucket::create(parent.join(name)).unwrap()),
+        BucketCommitment::local(&parent, name).unwrap(),
+    )
+}
+
+/// A new network; `adjust` changes the subnet's parameters first (windows
+/// of 8 pages, epochs of 1000 blocks, `D = 2`).
+pub fn net(adjust: impl FnOnce(&mut SubnetParams)) -> Net {
+    bistro::model::set_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let chain = Arc::new(
+        LocalChain::open_or_create(root.join("chain"), &LocalChainConfig::manual([3; 32])).unwrap(),
+    );
+    chain.add_subnet(1, SubnetConfig::default()).unwrap();
+    let data: Arc<dyn PageSource> = Arc::new(sample::train().unwrap());
+    let mut params = SubnetParams::new(1, data.params(8, 1000, 2).unwrap());
+    adjust(&mut params);
+    let validator_key = key(100);
+    chain
+        .register(1, &validator_key.public(), &validator_key.public(), 1 << 40)
+        .unwrap();
+    Net {
+        root,
+        chain,
+        data,
+        params,
+        model: Config::preset("tiny").unwrap(),
+        validator_key,
+        _dir: dir,
+    }
+}
+
+impl Net {
+    /// The validator (its folder and bucket persist: calling this again is
+    /// a restart), judging at most `uids_per_round` uids (0: all), merging
+    /// with `merge`, contacting the local buckets.
+    pub fn validator_with(&self, uids_per_round: usize, merge: MergeConfig) -> Validator {
+        let (b, c) = bucket(&self.root, "validator");
+        let config = ValidatorConfig {
+            params: self.params.clone(),
+            model: self.model.clone(),
+            device: Device::Cpu,
+            work_dir: self.root.join("validator"),
+            uids_per_round,
+            genesis_seed: 5,
+            heldout_pages: 0,
+            merge,
+        };
+        let chain: Arc<dyn Chain> = self.chain.clone();
+        Validator::new(
+            chain,
+            b,
+            c,
+            self.validator_key.clone(),
+            self.data.clone(),
+            config,
+        )
+        .unwrap()
+        .with_endpoint_policy(EndpointPolicy::Any)
+    }
+
+    /// Registers miner `i` with the commitment of its bucket `miner-<i>`;
+    /// returns its uid.
+    pub fn register(&self, i: u8) -> u16 {
+        let k = key(i);
+        let uid = self.chain.register(1, &k.public(), &k.public(), 0).unwrap();
+        let (_, c) = bucket(&self.root, &format!("miner-{i}"));
+        self.chain
+            .set_commitment(1, &k, c.encode().unwrap().as_bytes())
+            .unwrap();
+        uid
+    }
+}
