@@ -6,25 +6,13 @@
 
 mod chain_node;
 
-use std::time::Duration;
-
 use bistro_core::Error;
-use bistro_core::chain::subtensor::{Subtensor, SubtensorConfig};
-use bistro_core::chain::{Chain, Network};
+use bistro_core::chain::Chain;
 use bistro_core::timelock::{self, Pulse};
-use chain_node::MockNode;
+use chain_node::{MockNode, connect};
 use subxt::dynamic::Value;
 
 const SIG_1000: &str = "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63ed5e39";
-
-fn connect(node: &MockNode) -> Subtensor {
-    let config = SubtensorConfig {
-        request_timeout: Duration::from_secs(20),
-        transaction_timeout: Duration::from_secs(20),
-        ..SubtensorConfig::default()
-    };
-    Subtensor::connect_with(&Network::Url(node.url()), config).unwrap()
-}
 
 fn bytes(b: &[u8]) -> Value {
     Value::from_bytes(b)

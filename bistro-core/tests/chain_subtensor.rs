@@ -12,7 +12,7 @@ use bistro_core::Error;
 use bistro_core::chain::subtensor::{Subtensor, SubtensorConfig};
 use bistro_core::chain::{Chain, Network};
 use bistro_core::identity::{Keypair, PublicKey, Signature};
-use chain_node::{MockNode, Outcome, hash_of, set_field};
+use chain_node::{MockNode, Outcome, connect, hash_of, set_field};
 use subxt::dynamic::Value;
 use subxt::ext::codec::{Compact, Decode};
 
@@ -24,15 +24,6 @@ fn alice() -> Keypair {
         .unwrap(),
     )
     .unwrap()
-}
-
-fn connect(node: &MockNode) -> Subtensor {
-    let config = SubtensorConfig {
-        request_timeout: Duration::from_secs(20),
-        transaction_timeout: Duration::from_secs(20),
-        ..SubtensorConfig::default()
-    };
-    Subtensor::connect_with(&Network::Url(node.url()), config).unwrap()
 }
 
 /// A node at block 1000 where `hotkey` holds uid 0 on subnet 1 and

@@ -55,15 +55,14 @@ fn run_python(script: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// Lowercase hex (the core's encoder).
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bistro_core::util::hex::encode(bytes)
 }
 
+/// Decodes lowercase hex (the core's decoder); panics on bad hex.
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    bistro_core::util::hex::decode(s).expect("hex")
 }
 
 /// SCALE compact encoding of a length.

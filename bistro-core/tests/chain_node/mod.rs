@@ -36,20 +36,28 @@ pub fn hash_of(n: u64) -> [u8; 32] {
     h
 }
 
+/// `0x`-prefixed lowercase hex (the core's encoder).
 pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::from("0x");
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    bistro_core::util::hex::encode_0x(bytes)
 }
 
+/// Decodes hex with or without `0x` (the core's decoder); panics on bad hex.
 pub fn unhex(s: &str) -> Vec<u8> {
-    let s = s.trim_start_matches("0x");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    bistro_core::util::hex::decode(s.trim_start_matches("0x")).expect("hex")
+}
+
+/// A client of `node` with short timeouts.
+pub fn connect(node: &MockNode) -> bistro_core::chain::subtensor::Subtensor {
+    let config = bistro_core::chain::subtensor::SubtensorConfig {
+        request_timeout: Duration::from_secs(20),
+        transaction_timeout: Duration::from_secs(20),
+        ..bistro_core::chain::subtensor::SubtensorConfig::default()
+    };
+    bistro_core::chain::subtensor::Subtensor::connect_with(
+        &bistro_core::chain::Network::Url(node.url()),
+        config,
+    )
+    .unwrap()
 }
 
 /// What the node does with a transaction.
