@@ -177,9 +177,12 @@ impl Localnet {
         let ghost = model::Model::new(model.clone(), config.seed ^ 0x5eed, Device::Cpu)?;
         publish_model(&ghost, stale_mirror.as_ref(), &dir.join("ghost"), 0)?;
 
+        // Warmup, then a constant rate: miners keep their optimizer (and
+        // its step count) across masters, and a network has no known end
+        // to decay towards.
         let train = TrainConfig {
             learning_rate: config.learning_rate,
-            min_learning_rate: config.learning_rate / 10.0,
+            min_learning_rate: config.learning_rate,
             warmup_steps: 4,
             total_steps: config.steps_per_round * config.rounds.max(1),
             ..TrainConfig::default()
