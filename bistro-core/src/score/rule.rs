@@ -197,7 +197,12 @@ impl ScoreRule {
             global_gain,
             specific_gain,
             specific_se,
-            mergeable: scored && global_gain > self.min_merge_gain,
+            // Merging asks whether the delta improves the model, paying
+            // whether the improvement is the miner's own: a delta whose
+            // specific part is within noise still goes in if it helps
+            // random pages (the master keeps learning; nobody is paid).
+            mergeable: matches!(reason, VerdictReason::Scored | VerdictReason::NotSpecific)
+                && global_gain > self.min_merge_gain,
         }
     }
 
@@ -261,6 +266,8 @@ mod tests {
             ScoreRule::default().judge(&eval(&[0.10, 0.12, 0.09, 0.11], &[0.11, 0.10, 0.12, 0.09]));
         assert_eq!(v.reason, VerdictReason::NotSpecific);
         assert_eq!(v.score, 0.0);
+        // It still helps the model: merged, unpaid.
+        assert!(v.mergeable);
     }
 
     #[test]
