@@ -8,7 +8,8 @@
 #      and local chain build and pass without any heavy dependency
 #   3. the whole workspace with every feature: unit, integration and doc
 #      tests, S3 against moto_server, the model on libtorch, the subtensor
-#      client against a mock node, the local network's acceptance test
+#      client against a mock node; the local network's acceptance test runs
+#      beside steps 3 to 5 and is reported last
 #   4. the C ABI from C, C++ (libtorch) and Python, under valgrind and ASan
 #   5. every fuzz target for a bounded time ($BISTRO_FUZZ_SECONDS, default 30;
 #      `scripts/fuzz.sh 600` is the long run)
@@ -45,12 +46,29 @@ step "bistro-core with no features"
 cargo test -p bistro-core --no-default-features
 
 step "the workspace with every feature"
-cargo test --workspace --no-fail-fast
+cargo test --workspace --no-run
+# The local network's acceptance test (a quarter of an hour, mostly forward
+# passes) runs beside the steps below, which leave cores idle (single-threaded
+# fuzzing, valgrind, servers starting); its output is shown when it ends.
+localnet_log="$(mktemp)"
+cargo test --test localnet -- --nocapture >"$localnet_log" 2>&1 &
+localnet_pid=$!
+trap 'kill "$localnet_pid" 2>/dev/null || true' EXIT
+cargo test --workspace --no-fail-fast -- --skip honest_miners_earn_the_weight_and_the_master_improves
 
 step "the C ABI from C, C++ and Python (valgrind, ASan/UBSan)"
 scripts/test-ffi.sh
 
 step "fuzzing every target for ${BISTRO_FUZZ_SECONDS:-30} s (light parsers a quarter of it)"
 scripts/fuzz.sh "${BISTRO_FUZZ_SECONDS:-30}"
+
+step "the local network's acceptance test (started with the workspace tests)"
+if ! wait "$localnet_pid"; then
+    cat "$localnet_log"
+    echo "the local network's acceptance test FAILED" >&2
+    exit 1
+fi
+trap - EXIT
+tail -n 60 "$localnet_log"
 
 step "all tests passed"

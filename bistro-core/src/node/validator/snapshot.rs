@@ -3,7 +3,7 @@
 //! existed. Only pinned objects are judged, and a pinned key names its
 //! content's digest, so an upload made after the pages became known is late
 //! whatever timestamp the miner's storage server reports, and content
-//! swapped after the listing is corrupt (`docs/protocol.md`, "Lateness").
+//! swapped after the listing is corrupt (`docs/protocol.md`, "A validator's round").
 //!
 //! Every uid is listed concurrently ([`LIST_PARALLELISM`] at a time). The
 //! snapshot waits for the listings until the reveal block exists or
