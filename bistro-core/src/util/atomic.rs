@@ -18,6 +18,13 @@ use crate::error::{Error, Result};
 /// Distinguishes temp files of concurrent writers within one process.
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
+/// `<pid>.<n>`: a file-name part no other caller in this process (nor
+/// another process) uses.
+pub(crate) fn unique_name_part() -> String {
+    let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
+    format!("{}.{n}", std::process::id())
+}
+
 /// The suffix every temp file has.
 pub const TEMP_SUFFIX: &str = ".tmp";
 
@@ -46,10 +53,9 @@ impl TempFile {
         let name = dest.file_name().ok_or_else(|| {
             Error::InvalidArgument(format!("{} does not name a file", dest.display()))
         })?;
-        let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
         let mut temp_name = OsString::from(".");
         temp_name.push(name);
-        temp_name.push(format!(".{}.{n}{TEMP_SUFFIX}", std::process::id()));
+        temp_name.push(format!(".{}{TEMP_SUFFIX}", unique_name_part()));
         let path = folder_of(dest).join(temp_name);
         let mut options = File::options();
         options.write(true).create_new(true);

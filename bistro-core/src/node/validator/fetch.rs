@@ -21,6 +21,7 @@ use super::snapshot::Pin;
 use crate::error::Error;
 use crate::storage::keys::latest_delta;
 use crate::storage::{Bucket, BucketCommitment, EndpointPolicy, open_bucket};
+use crate::util::atomic::unique_name_part;
 
 /// A delta that passed every check that does not need the model.
 pub struct Candidate {
@@ -173,7 +174,7 @@ pub fn fetch_candidate(
     // later, and must not land on a later one.
     let sealed = expect
         .dest
-        .with_extension(format!("{}.sealed", unique_suffix()));
+        .with_extension(format!("{}.sealed", unique_name_part()));
     let budget = download_budget(expect.budget_base, pin.size);
     let downloaded = download_pinned(&bucket, pin, &sealed, max_sealed, budget);
     let download = started.elapsed();
@@ -251,17 +252,6 @@ pub const MIN_DOWNLOAD_RATE: u64 = 4 << 20;
 /// bytes or stalls costs the round at most this.
 pub fn download_budget(base: Duration, size: u64) -> Duration {
     base + Duration::from_secs(size / MIN_DOWNLOAD_RATE)
-}
-
-/// A file-name part no other download of this process uses.
-fn unique_suffix() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// Downloads the pinned object into `sealed` within `budget` (past it the

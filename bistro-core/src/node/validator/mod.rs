@@ -704,11 +704,12 @@ impl Validator {
         }
         let merge = self.config.merge;
         merge.validate()?;
-        // This round's scores, from the log the validator publishes.
+        // This round's records, from the log the validator publishes: the
+        // scores (for score weights) and the keys and digests (lineage).
+        let records = super::log::read_log_file(self.log.round_path(round.deadline))?;
         let scored: Vec<(u16, f64)> = if merge.weighting == MergeWeighting::Uniform {
             mergeable.iter().map(|&uid| (uid, 1.0)).collect()
         } else {
-            let records = super::log::read_log_file(self.log.round_path(round.deadline))?;
             mergeable
                 .iter()
                 .map(|&uid| {
@@ -757,7 +758,7 @@ impl Validator {
             let revision = self.model.revision()?;
             outer.set_master(revision);
             publish_outer_state(&outer, self.bucket.as_ref(), &masters)?;
-            let lineage = self.lineage(round.deadline, revision, merge.rule, &weights)?;
+            let lineage = self.lineage(&records, round.deadline, revision, merge.rule, &weights)?;
             self.bucket
                 .put(&lineage_key(&revision), &lineage.to_json()?)?;
             self.master = publish_model(&self.model, self.bucket.as_ref(), &masters, block)?;
@@ -773,15 +774,15 @@ impl Validator {
 
     /// The lineage record of the master `revision` merged at `deadline`
     /// from the deltas `weights` name (their keys and digests from the
-    /// round's log, their commitments from the chain).
+    /// round's log `records`, their commitments from the chain).
     fn lineage(
         &self,
+        records: &[EvalRecord],
         deadline: u64,
         revision: crate::digest::Digest,
         rule: crate::model::outer::MergeRule,
         weights: &[(u16, f32)],
     ) -> Result<Lineage> {
-        let records = super::log::read_log_file(self.log.round_path(deadline))?;
         let mut deltas = Vec::new();
         for &(uid, weight) in weights {
             let record = records
