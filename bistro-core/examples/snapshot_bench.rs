@@ -79,7 +79,7 @@ fn main() -> bistro_core::Result<()> {
     let started = Instant::now();
     let mut found = 0;
     for (hotkey, commitment) in &keys {
-        let bucket = open_bucket(commitment)?;
+        let bucket = open_bucket(commitment, EndpointPolicy::Any)?;
         if latest_delta(bucket.as_ref(), hotkey, blocks.clone())?.is_some() {
             found += 1;
         }

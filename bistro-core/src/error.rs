@@ -115,6 +115,11 @@ pub enum Error {
     #[error("access denied: {0}")]
     AccessDenied(String),
 
+    /// A remote endpoint was not contacted, or not followed, because the
+    /// endpoint policy refuses it: an address that is not public, a redirect.
+    #[error("refused: {0}")]
+    Refused(String),
+
     /// A file system operation failed.
     #[error("I/O error on {path}: {source}")]
     Io {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bistro_core::digest::Hasher;
 use bistro_core::storage::keys::{delta_key, latest_delta, publish_master, read_master_pointer};
 use bistro_core::storage::{
-    Bucket, BucketCommitment, S3Bucket, S3Config, S3Credentials, open_bucket,
+    Bucket, BucketCommitment, EndpointPolicy, S3Bucket, S3Config, S3Credentials, open_bucket,
 };
 use bistro_core::{Digest, Error, PublicKey};
 
@@ -487,7 +487,11 @@ fn wrong_credentials_and_read_only_keys() {
     };
     let encoded = commitment.encode().unwrap();
     let validator_view =
-        open_bucket(&BucketCommitment::parse(encoded.as_bytes()).unwrap()).unwrap();
+        open_bucket(
+        &BucketCommitment::parse(encoded.as_bytes()).unwrap(),
+        EndpointPolicy::Any,
+    )
+    .unwrap();
     assert_eq!(
         validator_view.get("deltas/x.delta", 100).unwrap(),
         b"delta bytes"
@@ -514,7 +518,7 @@ fn public_read_commitment_and_master_pointer() {
     // A validator reads it anonymously: refused until the owner makes the
     // bucket public-read, then served.
     let public = BucketCommitment::public(moto.endpoint.clone(), "master-owner");
-    let view = open_bucket(&public).unwrap();
+    let view = open_bucket(&public, EndpointPolicy::Any).unwrap();
     assert!(matches!(
         read_master_pointer(&view),
         Err(Error::AccessDenied(_))

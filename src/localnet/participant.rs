@@ -21,7 +21,7 @@ use bistro_core::node::upload::{DeltaFileWriter, Uploaded, upload_delta};
 use bistro_core::pages::{local_pages, window};
 use bistro_core::seal::{max_sealed_len, seal};
 use bistro_core::storage::keys::{delta_key, latest_delta};
-use bistro_core::storage::{Bucket, BucketCommitment, LocalBucket, open_bucket};
+use bistro_core::storage::{Bucket, BucketCommitment, EndpointPolicy, LocalBucket, open_bucket};
 
 use super::behaviour::Behaviour;
 
@@ -228,7 +228,7 @@ impl Participant {
         let Some(raw) = ctx.chain.commitment(ctx.netuid, victim)? else {
             return Ok(None);
         };
-        let theirs = open_bucket(&BucketCommitment::parse(&raw)?)?;
+        let theirs = open_bucket(&BucketCommitment::parse(&raw)?, EndpointPolicy::Any)?;
         let before = ctx.deadline.saturating_sub(ctx.params.round_blocks);
         let Some(found) = latest_delta(theirs.as_ref(), victim, 0..=before)? else {
             return Ok(None);

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::model::outer::OuterState;
 use crate::model::{Checkpoint, Config, Device, Model};
 use crate::storage::keys::{MasterPointer, outer_state_key, publish_master, read_master_pointer};
-use crate::storage::{Bucket, BucketCommitment, open_bucket};
+use crate::storage::{Bucket, BucketCommitment, EndpointPolicy, open_bucket};
 
 /// A master checkpoint on local disk whose content digest was checked
 /// against the pointer that named it.
@@ -179,7 +179,9 @@ pub fn discover_master_bucket(
         let Ok(commitment) = BucketCommitment::parse(&raw) else {
             continue;
         };
-        let Ok(bucket) = open_bucket(&commitment) else {
+        // Validators' buckets are read with any endpoint: they hold stake on
+        // the subnet, and the master is checked against its revision anyway.
+        let Ok(bucket) = open_bucket(&commitment, EndpointPolicy::Any) else {
             continue;
         };
         if matches!(read_master_pointer(bucket.as_ref()), Ok(Some(_))) {

@@ -108,7 +108,18 @@ impl Rejection {
             Error::Network { .. } | Error::AccessDenied(_) | Error::NotFound(_) => {
                 Rejection::Unreachable(e.to_string())
             }
+            Error::Refused(_) => Rejection::BadCommitment(e.to_string()),
             _ => Rejection::Corrupt(e.to_string()),
+        }
+    }
+
+    /// The rejection for an error met while listing a miner's bucket: the
+    /// endpoint policy's refusals (a private address, a redirect) are
+    /// `bad_commitment`, everything else `unreachable`.
+    pub fn from_listing_error(e: &Error) -> Rejection {
+        match e {
+            Error::Refused(_) => Rejection::BadCommitment(e.to_string()),
+            _ => Rejection::Unreachable(e.to_string()),
         }
     }
 }
@@ -140,6 +151,11 @@ mod tests {
         assert_eq!(r.code(), "corrupt");
         assert!(r.to_string().starts_with("corrupt: corrupt delta at table"));
         assert_eq!(Rejection::NoDelta.to_string(), "no_delta");
+        let e = Error::Refused("a redirect".into());
+        assert_eq!(Rejection::from_delta_error(&e).code(), "bad_commitment");
+        assert_eq!(Rejection::from_listing_error(&e).code(), "bad_commitment");
+        let e = Error::NotFound("k".into());
+        assert_eq!(Rejection::from_listing_error(&e).code(), "unreachable");
     }
 
     #[test]

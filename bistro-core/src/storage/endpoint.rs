@@ -11,12 +11,12 @@
 //! [`EndpointPolicy::Any`] accepts every valid commitment: the local network
 //! (`file://` folders, `http://127.0.0.1` servers) and tests.
 //!
-//! The check runs when a commitment's bucket is first opened, on the
-//! addresses the system resolver returns then. Redirects are not followed
-//! past it by the validator's own requests only where the HTTP client allows
-//! that: `rust-s3`'s blocking client follows up to five redirects itself, so
-//! a public endpoint that redirects to a private address is not stopped by
-//! this check (see `docs/storage.md`, "Endpoint policy").
+//! The check runs when a commitment's bucket is opened
+//! ([`open_bucket`](crate::storage::open_bucket)), and again on every
+//! connection the bucket's reads make (`storage::s3::send`): the host is
+//! resolved for each connection and refused if any address is not public, so
+//! DNS rebinding does not get past it, and no redirect is ever followed (see
+//! `docs/storage.md`, "Endpoint policy").
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
@@ -41,9 +41,8 @@ impl EndpointPolicy {
         if *self == EndpointPolicy::Any {
             return Ok(());
         }
-        let refuse = |why: String| {
-            Error::InvalidArgument(format!("endpoint {} refused: {why}", commitment.endpoint))
-        };
+        let refuse =
+            |why: String| Error::Refused(format!("endpoint {}: {why}", commitment.endpoint));
         if kind != EndpointKind::Https {
             return Err(refuse("only https:// endpoints are contacted".into()));
         }

@@ -9,3 +9,5 @@ pub mod atomic;
 pub mod hex;
 pub mod jsonl;
 pub mod retry;
+#[cfg(any(feature = "http", feature = "s3"))]
+pub(crate) mod ureq_error;

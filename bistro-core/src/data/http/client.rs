@@ -252,13 +252,5 @@ impl HttpClient {
 /// Maps a transport error: timeouts, refused or reset connections and DNS
 /// failures are transient; TLS, protocol and URL errors are not.
 fn classify(url: &str, e: ureq::Error) -> Error {
-    let transient = matches!(
-        e,
-        ureq::Error::Timeout(_)
-            | ureq::Error::Io(_)
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::HostNotFound
-            | ureq::Error::BodyStalled
-    );
-    network(url, e.to_string(), transient)
+    crate::util::ureq_error::network_error(url, "", &e)
 }

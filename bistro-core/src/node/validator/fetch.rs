@@ -108,10 +108,7 @@ impl BucketCache {
         }
         let commitment =
             BucketCommitment::parse(&raw).map_err(|e| Rejection::BadCommitment(e.to_string()))?;
-        self.policy
-            .check(&commitment)
-            .map_err(|e| Rejection::BadCommitment(e.to_string()))?;
-        let bucket: Arc<dyn Bucket> = open_bucket(&commitment)
+        let bucket: Arc<dyn Bucket> = open_bucket(&commitment, self.policy)
             .map_err(|e| Rejection::BadCommitment(e.to_string()))?
             .into();
         self.open.insert(raw, Arc::clone(&bucket));

@@ -208,6 +208,6 @@ fn list_one(
             size: found.info.size,
         }),
         Ok(None) => Listed::Nothing,
-        Err(e) => Listed::Failed(Rejection::Unreachable(e.to_string())),
+        Err(e) => Listed::Failed(Rejection::from_listing_error(&e)),
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::storage::commitment::{BucketCommitment, EndpointKind};
+use crate::storage::endpoint::EndpointPolicy;
 
 /// The environment variable holding the access key id (as in the seed README).
 pub const ACCESS_KEY_ENV: &str = "AWS_ACCESS_KEY_ID";
@@ -128,6 +129,10 @@ pub struct S3Config {
     pub request_timeout: Duration,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
+    /// Which addresses reads may connect to ([`EndpointPolicy`]): `Any` for
+    /// a bucket of one's own, what the validator's policy says for a bucket a
+    /// miner named.
+    pub endpoint_policy: EndpointPolicy,
     /// Objects larger than this are uploaded in parts of this size, and
     /// downloaded in ranges of this size. Between [`MIN_PART_BYTES`] and
     /// [`MAX_PART_BYTES`]; grown automatically when an upload would need more
@@ -157,13 +162,15 @@ impl S3Config {
             credentials,
             request_timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
+            endpoint_policy: EndpointPolicy::Any,
             part_size: Self::DEFAULT_PART_BYTES,
         }
     }
 
     /// How a validator reads the bucket a miner committed: with the
-    /// commitment's read-only key, or anonymously if it has none.
-    pub fn from_commitment(commitment: &BucketCommitment) -> Result<Self> {
+    /// commitment's read-only key, or anonymously if it has none, connecting
+    /// only where `policy` allows.
+    pub fn from_commitment(commitment: &BucketCommitment, policy: EndpointPolicy) -> Result<Self> {
         commitment.validate()?;
         if commitment.endpoint_kind()? == EndpointKind::File {
             return Err(Error::InvalidArgument(format!(
@@ -177,6 +184,7 @@ impl S3Config {
         };
         let mut config = S3Config::new(&commitment.endpoint, &commitment.bucket, credentials);
         config.region = commitment.region_or_default().to_string();
+        config.endpoint_policy = policy;
         Ok(config)
     }
 

@@ -4,9 +4,10 @@
 use std::io::Write;
 use std::ops::Range;
 
-use s3::error::S3Error;
+use s3::command::Command;
 
-use super::retry::{map_error, with_retries};
+use super::retry::with_retries;
+use super::send::Sent;
 use super::{Head, S3Bucket};
 use crate::error::{Error, Result};
 use crate::storage::limited::CappedWriter;
@@ -63,7 +64,11 @@ pub(crate) fn fetch(
             chunk.clear();
             let mut capped = CappedWriter::new(&mut chunk, want);
             // `end - 1 >= offset` because `end > offset`: rust-s3 asserts it.
-            let result = client.get_object_range_to_writer(key, offset, Some(end - 1), &mut capped);
+            let command = Command::GetObjectRange {
+                start: offset,
+                end: Some(end - 1),
+            };
+            let result = bucket.reader.send(&client, key, command, &ctx, &mut capped);
             if capped.exceeded() {
                 return Err(Error::limit(
                     format!("bytes the server sent for {what}"),
@@ -72,15 +77,17 @@ pub(crate) fn fetch(
                 ));
             }
             let got = capped.written();
-            match result {
-                Ok(_) => {}
-                Err(S3Error::HttpFailWithBody(412, _)) => {
+            match result? {
+                Sent::Ok(_) => {}
+                Sent::Failed(f) if f.status == 412 => {
                     // Retrying this range cannot help: stop, and let the
                     // caller start over from HEAD (the error is transient).
                     was_replaced = true;
                     return Err(Error::InvalidArgument("object replaced".into()));
                 }
-                Err(e) => return Err(map_error(&ctx, e)),
+                failed => {
+                    failed.ok(&ctx)?;
+                }
             }
             if got != want {
                 return Err(Error::Network {

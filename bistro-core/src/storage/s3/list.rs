@@ -3,11 +3,9 @@
 //! listing is cut off.
 
 use s3::command::Command;
-use s3::request::Request as _;
-use s3::request::blocking::AttoRequest;
 use s3::serde_types::ListBucketResult;
 
-use super::retry::{map_error, with_retries};
+use super::retry::with_retries;
 use super::{S3Bucket, time};
 use crate::error::{Error, Result};
 use crate::storage::key::validate_key;
@@ -35,8 +33,9 @@ fn page(bucket: &S3Bucket, prefix: &str, token: Option<String>) -> Result<ListBu
         };
         let mut body = Vec::new();
         let mut capped = CappedWriter::new(&mut body, MAX_PAGE_BYTES);
-        let result = AttoRequest::new(&bucket.bucket, "/", command)
-            .and_then(|request| request.response_data_to_writer(&mut capped));
+        let result = bucket
+            .reader
+            .send(&bucket.bucket, "/", command, &ctx, &mut capped);
         if capped.exceeded() {
             return Err(Error::limit(
                 format!("bytes of one page of {what}"),
@@ -44,7 +43,7 @@ fn page(bucket: &S3Bucket, prefix: &str, token: Option<String>) -> Result<ListBu
                 MAX_PAGE_BYTES.saturating_add(1),
             ));
         }
-        result.map_err(|e| map_error(&ctx, e))?;
+        result?.ok(&ctx)?;
         quick_xml::de::from_reader(body.as_slice())
             .map_err(|e| Error::corrupt("S3 listing", what.clone(), e.to_string()))
     })

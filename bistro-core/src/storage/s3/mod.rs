@@ -5,6 +5,10 @@
 //!   upload, becomes visible whole when it completes. Objects larger than
 //!   [`S3Config::part_size`] are uploaded in parts (memory: one part), each
 //!   part retried on its own; a failed upload is aborted.
+//! - **Guarded reads**: every read (`HEAD`, ranged `GET`, listing) is sent
+//!   by [`send`]: no redirects followed, the bucket's
+//!   [`EndpointPolicy`](crate::storage::EndpointPolicy) applied to every
+//!   address connected to.
 //! - **Bounded reads**: a `HEAD` first refuses objects over the caller's cap;
 //!   the body is then fetched in ranges of at most `part_size` bytes with
 //!   `If-Match` on the `ETag`, each range written through a byte cap, so a
@@ -21,12 +25,14 @@ mod config;
 mod download;
 mod list;
 mod retry;
+mod send;
 mod time;
 mod upload;
 
 use std::ops::Range;
 use std::path::Path;
 
+use s3::command::Command;
 use s3::creds::Credentials;
 use s3::error::S3Error;
 use s3::region::Region;
@@ -39,6 +45,7 @@ use retry::{Context, map_error, with_retries};
 
 use super::key::{validate_key, validate_prefix};
 use super::{Bucket, ObjectInfo};
+use super::limited::CappedWriter;
 use crate::error::{Error, Result};
 use crate::util::atomic::TempFile;
 
@@ -46,6 +53,7 @@ use crate::util::atomic::TempFile;
 pub struct S3Bucket {
     config: S3Config,
     bucket: Box<s3::Bucket>,
+    reader: send::Sender,
 }
 
 impl std::fmt::Debug for S3Bucket {
@@ -88,7 +96,12 @@ impl S3Bucket {
         let bucket = bucket
             .with_request_timeout(config.request_timeout)
             .map_err(|e| Error::InvalidArgument(format!("S3 bucket: {e}")))?;
-        Ok(S3Bucket { config, bucket })
+        let reader = send::Sender::new(config.request_timeout, config.endpoint_policy);
+        Ok(S3Bucket {
+            config,
+            bucket,
+            reader,
+        })
     }
 
     /// The configuration this bucket was opened with.
@@ -147,31 +160,35 @@ impl S3Bucket {
     pub(crate) fn head_full(&self, key: &str) -> Result<Option<Head>> {
         validate_key(key)?;
         let what = format!("HEAD {key}");
-        let result = self.call(&what, |b| b.head_object(key));
-        let (head, _status) = match result {
-            Ok(found) => found,
+        let ctx = self.ctx(&what);
+        let result = with_retries(&self.config.retry, || {
+            self.reader
+                .send(&self.bucket, key, Command::HeadObject, &ctx, &mut std::io::sink())?
+                .ok(&ctx)
+        });
+        let head = match result {
+            Ok(answer) => answer.headers,
             Err(Error::NotFound(_)) => return Ok(None),
             Err(Error::AccessDenied(_)) => return Err(self.explain_denied(key, &what)),
             Err(e) => return Err(e),
         };
-        let size = head
-            .content_length
-            .and_then(|n| u64::try_from(n).ok())
+        let header = |name: http::header::HeaderName| head.get(name).and_then(|v| v.to_str().ok());
+        let size = header(http::header::CONTENT_LENGTH)
+            .and_then(|n| n.trim().parse::<u64>().ok())
             .ok_or_else(|| {
                 Error::corrupt("S3 response", what.clone(), "no valid Content-Length")
             })?;
-        let last_modified = head
-            .last_modified
-            .as_deref()
+        let last_modified = header(http::header::LAST_MODIFIED)
             .and_then(time::parse_http_date)
             .ok_or_else(|| Error::corrupt("S3 response", what.clone(), "no valid Last-Modified"))?;
+        let etag = header(http::header::ETAG).map(str::to_string);
         Ok(Some(Head {
             info: ObjectInfo {
                 key: key.to_string(),
                 size,
                 last_modified,
             },
-            etag: head.e_tag,
+            etag,
         }))
     }
 }
@@ -182,8 +199,16 @@ impl S3Bucket {
     /// `InvalidAccessKeyId`, `AccessDenied`, ...).
     fn explain_denied(&self, key: &str, what: &str) -> Error {
         let ctx = self.ctx(what);
-        match self.bucket.get_object_range(key, 0, Some(0)) {
-            Err(e @ S3Error::HttpFailWithBody(401 | 403, _)) => map_error(&ctx, e),
+        let command = Command::GetObjectRange {
+            start: 0,
+            end: Some(0),
+        };
+        let mut one = CappedWriter::new(Vec::new(), 1);
+        match self.reader.send(&self.bucket, key, command, &ctx, &mut one) {
+            Ok(send::Sent::Failed(f)) if matches!(f.status, 401 | 403) => {
+                map_error(&ctx, S3Error::HttpFailWithBody(f.status, f.body))
+            }
+            Err(refused @ Error::Refused(_)) => refused,
             _ => map_error(&ctx, S3Error::HttpFailWithBody(403, String::new())),
         }
     }
