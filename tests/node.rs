@@ -13,8 +13,8 @@ use bistro::node::DeltaEncoding;
 use bistro::node::miner::{MasterStatus, Miner, MinerConfig};
 use bistro::node::sealing::{SealTarget, seal_target};
 use bistro::node::upload::upload_delta;
-use bistro::node::validator::Validator;
-use bistro::storage::Bucket;
+use bistro::node::validator::{FetchBudget, Validator};
+use bistro::storage::{Bucket, BucketCommitment};
 
 mod common;
 use common::{Net, bucket, key};
@@ -491,4 +491,102 @@ fn a_snapshot_taken_after_the_reveal_judges_nobody_and_changes_no_average() {
         validator.state().averages.get(uid).unwrap().evaluations,
         before.evaluations + 1
     );
+}
+
+/// Miners' own S3 servers that backdate, swap bytes, drip, stall, list
+/// forever or redirect to the validator's machine: each costs at most its
+/// budget (nothing but a budget ends a drip of one byte per 200 ms, a stall
+/// of a minute or an endless listing) and is judged by what it did, and an
+/// honest server in the same round is judged as usual.
+#[test]
+fn hostile_bucket_servers_cost_their_budget_and_are_judged_for_what_they_did() {
+    use common::s3_faults::{Fault, Trap, serve};
+    let net = net();
+    let mut validator = net.validator(0).with_fetch_budget(FetchBudget {
+        per_uid_base: Duration::from_secs(3),
+        ..FetchBudget::default()
+    });
+    let trap = Trap::start();
+    let faults = [
+        (1, Fault::Honest),
+        (2, Fault::Backdate),
+        (3, Fault::SwapAfterListing),
+        (4, Fault::Drip),
+        (5, Fault::StallListing),
+        (6, Fault::EndlessListing),
+        (7, Fault::RedirectTo(trap.port)),
+        (8, Fault::RedirectToMetadata),
+    ];
+    let mut servers = Vec::new();
+    let mut uids = Vec::new();
+    for (i, fault) in faults {
+        let (uid, _) = net.miner(i);
+        let name = format!("miner-{i}");
+        let server = serve(net.root.join("buckets").join(&name), &name, fault);
+        let commitment = BucketCommitment::public(server.endpoint.clone(), name);
+        net.chain
+            .set_commitment(1, &key(i), commitment.encode().unwrap().as_bytes())
+            .unwrap();
+        servers.push(server);
+        uids.push(uid);
+    }
+    let block = net.chain.block().unwrap().number;
+    for (n, (i, fault)) in faults.iter().enumerate() {
+        match fault {
+            Fault::Honest => drop(net.upload(&validator, *i, uids[n], 0.0)),
+            Fault::Backdate => {} // uploads after the snapshot
+            _ => drop(net.upload_with(&validator, *i, uids[n], block, None, pattern(*i as u64))),
+        }
+    }
+    let deadline = net.next_deadline();
+    net.advance_to(deadline);
+    let started = std::time::Instant::now();
+    let snapshot = validator.snapshot(deadline).unwrap().clone();
+    eprintln!(
+        "snapshot: {:?}, {} pins",
+        started.elapsed(),
+        snapshot.pins.len()
+    );
+    assert!(snapshot.before_reveal);
+    // The backdater uploads now, under a block of the round; its server
+    // dates the object an hour back.
+    net.upload_with(&validator, 2, uids[1], block, None, pattern(2));
+    net.advance_to(net.params.reveal_block(deadline));
+    let started = std::time::Instant::now();
+    let report = validator.run_round(deadline).unwrap();
+    eprintln!("round: {:?}", started.elapsed());
+    let outcome = |n: usize| {
+        let row = report.row(uids[n]).unwrap();
+        eprintln!("{:?}: {} ({:?})", faults[n].1, row.outcome, row);
+        row.outcome.clone()
+    };
+    assert_eq!(outcome(0), "no_local_gain", "the honest server");
+    assert_eq!(outcome(1), "late", "the backdater");
+    assert_eq!(outcome(2), "corrupt", "the swapper");
+    assert_eq!(outcome(3), "unreachable", "the drip");
+    assert_eq!(outcome(4), "unreachable", "the stalled listing");
+    assert_eq!(outcome(5), "unreachable", "the endless listing");
+    assert_eq!(outcome(6), "bad_commitment", "the redirect to loopback");
+    assert_eq!(outcome(7), "bad_commitment", "the redirect to metadata");
+    assert_eq!(
+        trap.connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a redirect was followed"
+    );
+    // The endless listing was cut off by the page cap, not followed forever.
+    let pages = servers[5]
+        .listings
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(pages > 1 && pages <= 2 * 420, "{pages} listing pages");
+    // The log records what was pinned for the swapper and the drip.
+    let log = bistro::node::log::read_log(validator.log_dir()).unwrap();
+    for n in [2, 3] {
+        let record = log.iter().find(|r| r.uid == uids[n]).unwrap();
+        assert_eq!(
+            record.object_digest,
+            Some(snapshot.pins[&uids[n]].digest),
+            "{:?}",
+            faults[n].1
+        );
+    }
 }

@@ -486,8 +486,7 @@ fn wrong_credentials_and_read_only_keys() {
         read_secret: Some(reader.secret.clone()),
     };
     let encoded = commitment.encode().unwrap();
-    let validator_view =
-        open_bucket(
+    let validator_view = open_bucket(
         &BucketCommitment::parse(encoded.as_bytes()).unwrap(),
         EndpointPolicy::Any,
     )

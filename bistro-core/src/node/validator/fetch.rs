@@ -137,16 +137,19 @@ pub fn fetch_candidate(
         if let Some(why) = expect.unlisted {
             return Err(why.clone());
         }
-        // Nothing at the deadline; say whether something came later.
-        return Err(
-            match latest_delta(bucket.as_ref(), &expect.hotkey, expect.blocks.clone()) {
-                Ok(Some(found)) => Rejection::Late(format!(
-                    "{} was not in the bucket when the validator listed it at the deadline",
-                    found.info.key
-                )),
-                _ => Rejection::NoDelta,
-            },
-        );
+        // Nothing at the deadline; say whether something came later (a
+        // courtesy to the miner, within the fixed part of the budget).
+        let (hotkey, blocks) = (expect.hotkey, expect.blocks.clone());
+        let later = within(expect.budget_base, move || {
+            latest_delta(bucket.as_ref(), &hotkey, blocks)
+        });
+        return Err(match later {
+            Some(Ok(Some(found))) => Rejection::Late(format!(
+                "{} was not in the bucket when the validator listed it at the deadline",
+                found.info.key
+            )),
+            _ => Rejection::NoDelta,
+        });
     };
     *seen = Some(Seen {
         key: pin.key.clone(),
@@ -251,6 +254,105 @@ pub fn download_budget(base: Duration, size: u64) -> Duration {
     base + Duration::from_secs(size / MIN_DOWNLOAD_RATE)
 }
 
+/// Runs `work` on a thread of its own and waits at most `budget` for it:
+/// `None` if it did not finish in time (it is left to end on its own
+/// request timeouts; whatever it returns then is dropped).
+fn within<T: Send + 'static>(
+    budget: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(work());
+    });
+    rx.recv_timeout(budget).ok()
+}
+
+/// How long phase one may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FetchBudget {
+    /// The fixed part of each uid's budget ([`download_budget`]); also the
+    /// most a listing after the deadline (to tell `late` from `no_delta`)
+    /// may take.
+    pub per_uid_base: Duration,
+    /// The most the whole phase may take: uids not started by then are the
+    /// validator's `validator_error` (its capacity ran out, not the miner's
+    /// server), judged again next round. Uids in flight then finish within
+    /// their own budgets.
+    pub total: Duration,
+    /// Uids fetched at the same time.
+    pub parallelism: usize,
+}
+
+impl Default for FetchBudget {
+    /// 30 s per uid plus its size at 4 MiB/s, 16 at a time, 10 minutes in
+    /// all: 256 uids whose servers all stall cost 16 rounds of 30 s = 8 min.
+    fn default() -> Self {
+        FetchBudget {
+            per_uid_base: DOWNLOAD_BASE_BUDGET,
+            total: Duration::from_secs(600),
+            parallelism: 16,
+        }
+    }
+}
+
+/// What phase one got for one uid: the object it got as far as choosing,
+/// and the candidate or the rejection.
+pub type Fetched = (Option<Seen>, Result<Candidate, Rejection>);
+
+/// Fetches the candidate of every expectation ([`fetch_candidate`]),
+/// `budget.parallelism` at a time, starting none after `budget.total`.
+/// Returns, in the order given, what each got as far as choosing and its
+/// candidate or rejection.
+pub fn fetch_all(
+    chain: &dyn Chain,
+    buckets: &Mutex<BucketCache>,
+    expectations: &[Expectation<'_>],
+    budget: &FetchBudget,
+) -> Vec<Fetched> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let stop = Instant::now() + budget.total;
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Option<Fetched>>> =
+        Mutex::new((0..expectations.len()).map(|_| None).collect());
+    let workers = budget.parallelism.clamp(1, expectations.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    if Instant::now() >= stop {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(expect) = expectations.get(i) else {
+                        return;
+                    };
+                    let mut seen = None;
+                    let fetched = fetch_candidate(chain, buckets, expect, &mut seen);
+                    if let Ok(mut slots) = done.lock() {
+                        slots[i] = Some((seen, fetched));
+                    }
+                }
+            });
+        }
+    });
+    let slots = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    slots
+        .into_iter()
+        .zip(expectations)
+        .map(|(slot, expect)| {
+            slot.unwrap_or_else(|| {
+                let why = format!(
+                    "phase one's budget of {} s ran out before uid {} was fetched",
+                    budget.total.as_secs(),
+                    expect.uid
+                );
+                (None, Err(Rejection::ValidatorError(why)))
+            })
+        })
+        .collect()
+}
+
 /// Downloads the pinned object into `sealed` within `budget` (past it the
 /// uid is `unreachable` and the transfer is left to end on its own request
 /// timeouts), and checks it is the pinned content: the size listed at the
@@ -264,20 +366,19 @@ fn download_pinned(
     budget: Duration,
 ) -> Result<(), Rejection> {
     let own = |e: &Error| matches!(e, Error::Io { path, .. } if path.parent() == sealed.parent());
-    let (tx, rx) = std::sync::mpsc::channel();
     let (worker_bucket, key, path) = (Arc::clone(bucket), pin.key.clone(), sealed.to_path_buf());
-    std::thread::spawn(move || {
-        let _ = tx.send(worker_bucket.get_to_file(&key, &path, max_sealed));
+    let downloaded = within(budget, move || {
+        worker_bucket.get_to_file(&key, &path, max_sealed)
     });
-    let stored = match rx.recv_timeout(budget) {
-        Ok(result) => result.map_err(|e| {
+    let stored = match downloaded {
+        Some(result) => result.map_err(|e| {
             if own(&e) {
                 Rejection::ValidatorError(e.to_string())
             } else {
                 Rejection::from_delta_error(&e)
             }
         })?,
-        Err(_) => {
+        None => {
             return Err(Rejection::Unreachable(format!(
                 "{} ({} bytes) did not download within {} s",
                 pin.key,

@@ -33,8 +33,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use fetch::{
-    BucketCache, Candidate, DOWNLOAD_BASE_BUDGET, Expectation, MIN_DOWNLOAD_RATE, Seen,
-    download_budget, fetch_candidate,
+    BucketCache, Candidate, DOWNLOAD_BASE_BUDGET, Expectation, FetchBudget, Fetched,
+    MIN_DOWNLOAD_RATE, Seen, download_budget, fetch_all, fetch_candidate,
 };
 pub use report::{RoundReport, RoundRow};
 pub use snapshot::{LIST_PARALLELISM, Pin, SNAPSHOT_BUDGET_BLOCKS, Snapshot};
@@ -97,6 +97,7 @@ pub struct Validator {
     log: EvalLog,
     sketches: SketchStore,
     buckets: Arc<Mutex<BucketCache>>,
+    fetch_budget: FetchBudget,
 }
 
 /// What every evaluation of one round shares: the deadline, the reveal
@@ -172,7 +173,15 @@ impl Validator {
             log,
             sketches,
             buckets: Arc::new(Mutex::new(BucketCache::default())),
+            fetch_budget: FetchBudget::default(),
         })
+    }
+
+    /// Bounds phase one's time differently from [`FetchBudget::default`]
+    /// (tests; a validator with a slow link).
+    pub fn with_fetch_budget(mut self, budget: FetchBudget) -> Validator {
+        self.fetch_budget = budget;
+        self
     }
 
     /// Contacts only the miners' endpoints `policy` allows (default
@@ -422,28 +431,44 @@ impl Validator {
             "the validator listed the buckets for deadline {deadline} only after the reveal \
              block {reveal_block} existed: it cannot tell uploads on time from late ones"
         ));
-        for (uid, hotkey) in self.select_uids(metagraph, deadline) {
-            let dest = downloads.join(format!("uid-{uid}.delta"));
-            let mut seen = None;
-            let fetched = match snapshot.as_ref().filter(|s| s.before_reveal) {
-                None => Err(too_late.clone()),
-                Some(snapshot) => {
-                    let expect = Expectation {
+        let chosen = self.select_uids(metagraph, deadline);
+        let dests: Vec<PathBuf> = chosen
+            .iter()
+            .map(|(uid, _)| downloads.join(format!("uid-{uid}.delta")))
+            .collect();
+        let fetched: Vec<Fetched> = match snapshot.as_ref().filter(|s| s.before_reveal) {
+            None => chosen
+                .iter()
+                .map(|_| (None, Err(too_late.clone())))
+                .collect(),
+            Some(snapshot) => {
+                let master = self.master.revision();
+                let expectations: Vec<Expectation<'_>> = chosen
+                    .iter()
+                    .zip(&dests)
+                    .map(|((uid, hotkey), dest)| Expectation {
                         netuid: params.netuid,
-                        uid,
-                        hotkey,
-                        master: self.master.revision(),
+                        uid: *uid,
+                        hotkey: *hotkey,
+                        master,
                         blocks: blocks.clone(),
-                        pinned: snapshot.pins.get(&uid),
-                        unlisted: snapshot.unlisted.get(&uid),
+                        pinned: snapshot.pins.get(uid),
+                        unlisted: snapshot.unlisted.get(uid),
                         seal_rounds: &seal_rounds,
                         limits: &limits,
-                        dest: &dest,
-                        budget_base: fetch::DOWNLOAD_BASE_BUDGET,
-                    };
-                    fetch_candidate(self.chain.as_ref(), &self.buckets, &expect, &mut seen)
-                }
-            };
+                        dest,
+                        budget_base: self.fetch_budget.per_uid_base,
+                    })
+                    .collect();
+                fetch_all(
+                    self.chain.as_ref(),
+                    &self.buckets,
+                    &expectations,
+                    &self.fetch_budget,
+                )
+            }
+        };
+        for ((uid, hotkey), (seen, fetched)) in chosen.into_iter().zip(fetched) {
             if let Ok(c) = &fetched {
                 self.state.copies.record(c.fingerprint, hotkey, deadline);
                 // Kept for later rounds' copy checks, whatever this one decides.

@@ -44,8 +44,8 @@ pub use config::{
 use retry::{Context, map_error, with_retries};
 
 use super::key::{validate_key, validate_prefix};
-use super::{Bucket, ObjectInfo};
 use super::limited::CappedWriter;
+use super::{Bucket, ObjectInfo};
 use crate::error::{Error, Result};
 use crate::util::atomic::TempFile;
 
@@ -163,7 +163,13 @@ impl S3Bucket {
         let ctx = self.ctx(&what);
         let result = with_retries(&self.config.retry, || {
             self.reader
-                .send(&self.bucket, key, Command::HeadObject, &ctx, &mut std::io::sink())?
+                .send(
+                    &self.bucket,
+                    key,
+                    Command::HeadObject,
+                    &ctx,
+                    &mut std::io::sink(),
+                )?
                 .ok(&ctx)
         });
         let head = match result {

@@ -145,9 +145,8 @@ impl Sender {
         ctx: &Context<'_>,
         sink: &mut dyn Write,
     ) -> Result<Sent> {
-        let signing = |e: s3::error::S3Error| {
-            Error::InvalidArgument(format!("signing {}: {e}", ctx.what))
-        };
+        let signing =
+            |e: s3::error::S3Error| Error::InvalidArgument(format!("signing {}: {e}", ctx.what));
         let method = command.http_verb();
         let request = AttoRequest::new(bucket, path, command).map_err(signing)?;
         let url = request.url().map_err(signing)?;
@@ -219,5 +218,38 @@ fn body_error(ctx: &Context<'_>, e: io::Error) -> Error {
         endpoint: format!("{}/{}", ctx.endpoint, ctx.bucket),
         detail: format!("{}: reading the body: {e}", ctx.what),
         transient: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use crate::error::Error;
+    use crate::storage::endpoint::EndpointPolicy;
+    use crate::storage::{Bucket, S3Bucket, S3Config, S3Credentials};
+
+    /// The policy applies to the address each connection goes to, not only
+    /// to the commitment when it was first checked: a bucket whose name now
+    /// resolves to loopback (DNS rebinding) is refused before connecting.
+    #[test]
+    fn a_public_policy_refuses_to_connect_to_a_private_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let mut config = S3Config::new(endpoint, "miner", S3Credentials::Anonymous);
+        config.endpoint_policy = EndpointPolicy::Public;
+        let bucket = S3Bucket::new(config).unwrap();
+        for result in [
+            bucket.head("deltas/k").map(|_| ()),
+            bucket.list("deltas/").map(|_| ()),
+            bucket.get("deltas/k", 10).map(|_| ()),
+        ] {
+            match result {
+                Err(Error::Refused(why)) => assert!(why.contains("not a public address"), "{why}"),
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        assert!(listener.accept().is_err(), "a connection was made");
     }
 }
