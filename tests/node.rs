@@ -500,13 +500,13 @@ fn a_snapshot_taken_after_the_reveal_judges_nobody_and_changes_no_average() {
 /// honest server in the same round is judged as usual.
 #[test]
 fn hostile_bucket_servers_cost_their_budget_and_are_judged_for_what_they_did() {
-    use common::s3_faults::{Fault, Trap, serve};
+    use bistro::localnet::s3_server::{Fault, Trap, serve};
     let net = net();
     let mut validator = net.validator(0).with_fetch_budget(FetchBudget {
         per_uid_base: Duration::from_secs(3),
         ..FetchBudget::default()
     });
-    let trap = Trap::start();
+    let trap = Trap::start().unwrap();
     let faults = [
         (1, Fault::Honest),
         (2, Fault::Backdate),
@@ -522,7 +522,7 @@ fn hostile_bucket_servers_cost_their_budget_and_are_judged_for_what_they_did() {
     for (i, fault) in faults {
         let (uid, _) = net.miner(i);
         let name = format!("miner-{i}");
-        let server = serve(net.root.join("buckets").join(&name), &name, fault);
+        let server = serve(net.root.join("buckets").join(&name), &name, fault).unwrap();
         let commitment = BucketCommitment::public(server.endpoint.clone(), name);
         net.chain
             .set_commitment(1, &key(i), commitment.encode().unwrap().as_bytes())

@@ -45,11 +45,16 @@ pub enum Behaviour {
     /// chose, uploads then (after the deadline), and has its own storage
     /// server date the object an hour before the deadline.
     Backdater,
+    /// Trains and uploads as the honest dense miner does, but its bucket
+    /// is its own S3 server, which answers listings and then drips the
+    /// delta a byte at a time: it costs the validator its download budget
+    /// every round and is never judged.
+    Staller,
 }
 
 impl Behaviour {
     /// The default cast: two honest miners and one of each adversary.
-    pub const CAST: [Behaviour; 15] = [
+    pub const CAST: [Behaviour; 16] = [
         Behaviour::HonestDense,
         Behaviour::HonestTopK,
         Behaviour::Lazy,
@@ -65,6 +70,7 @@ impl Behaviour {
         Behaviour::ScaleUp,
         Behaviour::ScaleDown,
         Behaviour::Backdater,
+        Behaviour::Staller,
     ];
 
     /// Whether this is an honest miner.
@@ -82,7 +88,11 @@ impl Behaviour {
     pub fn trains(self) -> bool {
         matches!(
             self,
-            Behaviour::HonestDense | Behaviour::HonestTopK | Behaviour::Poisoner | Behaviour::Stale
+            Behaviour::HonestDense
+                | Behaviour::HonestTopK
+                | Behaviour::Poisoner
+                | Behaviour::Stale
+                | Behaviour::Staller
         )
     }
 
@@ -104,6 +114,7 @@ impl Behaviour {
             Behaviour::ScaleUp => "scale-2x",
             Behaviour::ScaleDown => "scale-0.5x",
             Behaviour::Backdater => "backdater",
+            Behaviour::Staller => "staller",
         }
     }
 }

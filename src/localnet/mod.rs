@@ -13,9 +13,13 @@
 mod behaviour;
 mod participant;
 mod report;
+pub mod s3_server;
+
+use s3_server::Fault;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use crate::rounds::{print_round, write_charts};
 pub use behaviour::Behaviour;
@@ -30,7 +34,7 @@ use bistro_core::identity::Keypair;
 use bistro_core::model::{self, Config, Device, TrainConfig};
 use bistro_core::node::master::{LocalMaster, publish_model};
 use bistro_core::node::miner::{Miner, MinerConfig};
-use bistro_core::node::validator::{RoundReport, Validator, ValidatorConfig};
+use bistro_core::node::validator::{FetchBudget, RoundReport, Validator, ValidatorConfig};
 use bistro_core::node::{DeltaEncoding, SubnetParams};
 use bistro_core::storage::keys::publish_master;
 use bistro_core::storage::{Bucket, BucketCommitment, EndpointPolicy, LocalBucket};
@@ -96,6 +100,8 @@ pub struct Localnet {
     last_seen_master: Option<LocalMaster>,
     round: u64,
     reports: Vec<RoundReport>,
+    /// The storage servers miners run themselves (the staller's).
+    _servers: Vec<s3_server::FaultServer>,
 }
 
 fn keypair(seed: u64, name: &str) -> Result<Keypair> {
@@ -168,8 +174,14 @@ impl Localnet {
             validator_config,
         )?
         .with_heldout(heldout)
-        // Local buckets are file:// folders.
-        .with_endpoint_policy(EndpointPolicy::Any);
+        // Local buckets are file:// folders (and the staller's server is on
+        // 127.0.0.1).
+        .with_endpoint_policy(EndpointPolicy::Any)
+        // Deltas here are small and local: 5 s is ample for an honest one.
+        .with_fetch_budget(FetchBudget {
+            per_uid_base: Duration::from_secs(5),
+            ..FetchBudget::default()
+        });
 
         let (stale_mirror, _) = local_bucket(&dir, "stale-mirror")?;
         let stale_mirror: Box<dyn Bucket> = Box::new(stale_mirror);
@@ -188,11 +200,17 @@ impl Localnet {
             ..TrainConfig::default()
         };
         let mut participants = Vec::new();
+        let mut servers = Vec::new();
         for (i, &behaviour) in config.cast.iter().enumerate() {
             let name = format!("miner-{i}-{behaviour}");
             let key = keypair(config.seed, &name)?;
             let uid = chain.register(NETUID, &key.public(), &coldkey, 0)?;
-            let (bucket, commitment) = local_bucket(&dir, &name)?;
+            let (bucket, mut commitment) = local_bucket(&dir, &name)?;
+            if behaviour == Behaviour::Staller {
+                let server = s3_server::serve(bucket.root().to_path_buf(), &name, Fault::Drip)?;
+                commitment = BucketCommitment::public(server.endpoint.clone(), name.clone());
+                servers.push(server);
+            }
             chain.set_commitment(NETUID, &key, commitment.encode()?.as_bytes())?;
             let miner = if behaviour.trains() {
                 let encoding = match behaviour {
@@ -253,6 +271,7 @@ impl Localnet {
             last_seen_master: None,
             round: 0,
             reports: Vec::new(),
+            _servers: servers,
         })
     }
 

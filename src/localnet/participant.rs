@@ -107,7 +107,8 @@ impl Participant {
             Behaviour::HonestDense
             | Behaviour::HonestTopK
             | Behaviour::Stale
-            | Behaviour::Poisoner => {
+            | Behaviour::Poisoner
+            | Behaviour::Staller => {
                 let miner = self.trainer()?;
                 miner.sync_master()?;
                 let report = miner.train(ctx.deadline, ctx.steps)?;

@@ -3,8 +3,6 @@
 //! sample corpus, the tiny model, and a validator with stake.
 #![allow(dead_code)]
 
-pub mod s3_faults;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

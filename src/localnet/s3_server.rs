@@ -1,7 +1,8 @@
 //! A miner's own S3 server, as a hostile miner would run it: a small HTTP
 //! server on 127.0.0.1 that serves one local bucket folder with the parts of
 //! the S3 API a validator reads (`ListObjectsV2`, `HEAD`, ranged `GET`,
-//! path-style, anonymous), and misbehaves in one chosen way.
+//! path-style, anonymous), and misbehaves in one chosen way. The local
+//! network's `staller` runs one; `tests/node.rs` runs one of each kind.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bistro::storage::{Bucket, LocalBucket};
+use bistro_core::error::{Error, Result};
+use bistro_core::storage::{Bucket, LocalBucket};
 
 /// How the server misbehaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,9 +56,12 @@ pub struct Trap {
 
 impl Trap {
     /// Starts a trap.
-    pub fn start() -> Trap {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+    pub fn start() -> Result<Trap> {
+        let listener = bind()?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::io("trap listener", e))?
+            .port();
         let connections = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&connections);
         std::thread::spawn(move || {
@@ -65,14 +70,21 @@ impl Trap {
                 drop(stream);
             }
         });
-        Trap { port, connections }
+        Ok(Trap { port, connections })
     }
 }
 
+fn bind() -> Result<TcpListener> {
+    TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("127.0.0.1:0", e))
+}
+
 /// Serves the local bucket at `root` (named `bucket` in URLs) with `fault`.
-pub fn serve(root: PathBuf, bucket: &str, fault: Fault) -> FaultServer {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+pub fn serve(root: PathBuf, bucket: &str, fault: Fault) -> Result<FaultServer> {
+    let listener = bind()?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::io("server listener", e))?;
+    let endpoint = format!("http://{address}");
     let requests = Arc::new(AtomicUsize::new(0));
     let listings = Arc::new(AtomicUsize::new(0));
     let (req, lis, name) = (
@@ -88,11 +100,11 @@ pub fn serve(root: PathBuf, bucket: &str, fault: Fault) -> FaultServer {
             });
         }
     });
-    FaultServer {
+    Ok(FaultServer {
         endpoint,
         requests,
         listings,
-    }
+    })
 }
 
 /// One request: its method, path and query (decoded) and `Range`.
@@ -193,7 +205,15 @@ fn answer(
         );
         return Ok(());
     }
-    let bucket = LocalBucket::open(root).unwrap();
+    let Ok(bucket) = LocalBucket::open(root) else {
+        respond(
+            &mut stream,
+            "500 Internal Server Error",
+            &[("Content-Length", "0".into())],
+            b"",
+        );
+        return Ok(());
+    };
     let key = request
         .path
         .trim_start_matches('/')
@@ -272,7 +292,15 @@ fn answer(
     }
     let (start, end) = request.range.unwrap_or((0, size.saturating_sub(1)));
     let end = end.min(size.saturating_sub(1));
-    let part = &bytes[start as usize..=end as usize];
+    let Some(part) = bytes.get(start as usize..=end as usize) else {
+        respond(
+            &mut stream,
+            "416 Range Not Satisfiable",
+            &[("Content-Length", "0".into())],
+            b"",
+        );
+        return Ok(());
+    };
     let mut headers = common;
     headers.push(("Content-Length", part.len().to_string()));
     headers.push(("Content-Range", format!("bytes {start}-{end}/{size}")));
@@ -331,8 +359,7 @@ fn civil(days: i64) -> (i64, u32, u32) {
 fn now_minus(age: u64) -> ((i64, u32, u32), (u64, u64, u64), i64) {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+        .map_or(0, |d| d.as_secs())
         .saturating_sub(age);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
@@ -353,6 +380,6 @@ fn http_date(age: u64) -> String {
     format!(
         "{}, {d:02} {} {y:04} {h:02}:{mi:02}:{s:02} GMT",
         DAYS[days.rem_euclid(7) as usize],
-        MONTHS[mo as usize - 1]
+        MONTHS[(mo as usize).clamp(1, 12) - 1]
     )
 }
