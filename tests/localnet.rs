@@ -114,7 +114,9 @@ fn honest_miners_earn_the_weight_and_the_master_improves() {
     // The staller's server drips its delta: the download budget ends it,
     // every round, and it is never judged.
     assert!(
-        reasons(Behaviour::Staller).iter().all(|r| r == "unreachable"),
+        reasons(Behaviour::Staller)
+            .iter()
+            .all(|r| r == "unreachable"),
         "{:?}",
         reasons(Behaviour::Staller)
     );

@@ -4,23 +4,20 @@
 //! kept across masters and restarts.
 #![cfg(feature = "full")]
 
-use std::sync::Arc;
-
 use bistro::Error;
 use bistro::chain::Chain;
 use bistro::codec::{Limits, open_file};
 use bistro::model::outer::{MergeConfig, MergeRule, OuterState, merge_into};
-use bistro::model::{Device, Model, TrainConfig};
-use bistro::node::DeltaEncoding;
+use bistro::model::{Device, Model};
 use bistro::node::lineage::{Lineage, lineage_key, verify};
-use bistro::node::miner::{Miner, MinerConfig, OPTIMIZER_FILE};
+use bistro::node::miner::OPTIMIZER_FILE;
 use bistro::node::sealing::open_if_public;
 use bistro::node::validator::Validator;
 use bistro::storage::keys::{master_key, outer_state_key};
 use bistro::storage::{Bucket, EndpointPolicy};
 
 mod common;
-use common::{Net, bucket, key};
+use common::{Net, bucket};
 
 fn net() -> Net {
     // Any positive specific gain is paid and merged: two training steps
@@ -31,48 +28,6 @@ fn net() -> Net {
 impl Net {
     fn validator(&self, merge: MergeConfig) -> Validator {
         self.validator_with(0, merge)
-    }
-
-    fn miner(&self, i: u8) -> Miner {
-        let (own, commitment) = bucket(&self.root, &format!("miner-{i}"));
-        let config = MinerConfig {
-            params: self.params.clone(),
-            model: self.model.clone(),
-            train: TrainConfig {
-                learning_rate: 3e-3,
-                warmup_steps: 1,
-                total_steps: 100,
-                ..TrainConfig::default()
-            },
-            device: Device::Cpu,
-            steps_per_upload: 2,
-            pages_per_step: 1,
-            encoding: DeltaEncoding::parse("dense-bf16").unwrap(),
-            work_dir: self.root.join(format!("miner-{i}")),
-        };
-        let chain: Arc<dyn Chain> = self.chain.clone();
-        Miner::new(chain, own, commitment, key(i), self.data.clone(), config).unwrap()
-    }
-
-    /// Every miner syncs, trains 2 steps and uploads (the subnet's rule
-    /// pays any positive specific gain: this test is about the merge); the chain moves to the
-    /// deadline, where `validator` takes its snapshot, then to the reveal
-    /// block; returns the deadline and the delta keys by miner.
-    fn work(&self, miners: &mut [Miner], validator: &mut Validator) -> (u64, Vec<String>) {
-        let block = self.chain.block().unwrap().number;
-        let deadline = self.params.deadline_after(block);
-        let mut keys = Vec::new();
-        for m in miners.iter_mut() {
-            m.sync_master().unwrap();
-            m.train(deadline, 2).unwrap();
-            keys.push(m.upload(block).unwrap().key);
-        }
-        self.chain.advance(deadline - block).unwrap();
-        validator.snapshot(deadline).unwrap();
-        self.chain
-            .advance(self.params.reveal_block(deadline) - deadline)
-            .unwrap();
-        (deadline, keys)
     }
 }
 
@@ -86,7 +41,7 @@ fn a_nesterov_merge_is_reproduced_bit_for_bit_from_what_the_validator_publishes(
     let mut validator = net.validator(merge);
     net.register(1);
     net.register(2);
-    let mut miners = vec![net.miner(1), net.miner(2)];
+    let mut miners = vec![net.training_miner(1), net.training_miner(2)];
 
     // Two rounds, each merging both deltas: the second starts with momentum.
     let mut reports = Vec::new();
@@ -211,7 +166,7 @@ fn a_miner_keeps_its_optimizer_across_restarts_and_starts_fresh_from_a_bad_file(
     let net = net();
     let _validator = net.validator(MergeConfig::default());
     net.register(1);
-    let mut miner = net.miner(1);
+    let mut miner = net.training_miner(1);
     miner.sync_master().unwrap();
     let deadline = net.params.deadline_after(net.chain.block().unwrap().number);
     miner.train(deadline, 3).unwrap();
@@ -221,7 +176,7 @@ fn a_miner_keeps_its_optimizer_across_restarts_and_starts_fresh_from_a_bad_file(
     drop(miner);
 
     // A restart restores the moments and the step count.
-    let mut restarted = net.miner(1);
+    let mut restarted = net.training_miner(1);
     restarted.sync_master().unwrap();
     assert_eq!(restarted.optimizer_steps(), Some(3));
     assert!(restarted.fresh_optimizer_reason().is_none());
@@ -234,7 +189,7 @@ fn a_miner_keeps_its_optimizer_across_restarts_and_starts_fresh_from_a_bad_file(
     let at = bad.len() / 3;
     bad[at] ^= 1;
     std::fs::write(&state, &bad).unwrap();
-    let mut fresh = net.miner(1);
+    let mut fresh = net.training_miner(1);
     fresh.sync_master().unwrap();
     assert_eq!(fresh.optimizer_steps(), Some(0));
     let reason = fresh
@@ -244,7 +199,7 @@ fn a_miner_keeps_its_optimizer_across_restarts_and_starts_fresh_from_a_bad_file(
     fresh.train(deadline, 1).unwrap();
     assert_eq!(fresh.optimizer_steps(), Some(1));
     // The next save replaced the bad file with a good one.
-    let mut again = net.miner(1);
+    let mut again = net.training_miner(1);
     again.sync_master().unwrap();
     assert_eq!(again.optimizer_steps(), Some(1));
     assert!(again.fresh_optimizer_reason().is_none());

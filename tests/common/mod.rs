@@ -10,9 +10,10 @@ use bistro::Keypair;
 use bistro::chain::{Chain, LocalChain, LocalChainConfig, local::SubnetConfig};
 use bistro::data::{PageSource, sample};
 use bistro::model::outer::MergeConfig;
-use bistro::model::{Config, Device};
-use bistro::node::SubnetParams;
+use bistro::model::{Config, Device, TrainConfig};
+use bistro::node::miner::{Miner, MinerConfig};
 use bistro::node::validator::{Validator, ValidatorConfig};
+use bistro::node::{DeltaEncoding, SubnetParams};
 use bistro::storage::{Bucket, BucketCommitment, EndpointPolicy, LocalBucket};
 
 /// The network.
@@ -23,7 +24,8 @@ pub struct Net {
     pub params: SubnetParams,
     pub model: Config,
     pub validator_key: Keypair,
-    _dir: tempfile::TempDir,
+    /// The folder's owner (`None`: a network another process created).
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// The key of participant `i` (the validator is 100).
@@ -44,28 +46,36 @@ pub fn bucket(root: &Path, name: &str) -> (Box<dyn Bucket>, BucketCommitment) {
 /// A new network; `adjust` changes the subnet's parameters first (windows
 /// of 8 pages, epochs of 1000 blocks, `D = 2`).
 pub fn net(adjust: impl FnOnce(&mut SubnetParams)) -> Net {
-    bistro::model::set_threads(1);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
+    let mut net = reopen(&root, adjust);
+    net.chain.add_subnet(1, SubnetConfig::default()).unwrap();
+    let validator = net.validator_key.public();
+    net.chain
+        .register(1, &validator, &validator, 1 << 40)
+        .unwrap();
+    net._dir = Some(dir);
+    net
+}
+
+/// The network already set up under `root` (by [`net`], in this process or
+/// another), with the same `adjust`.
+pub fn reopen(root: &Path, adjust: impl FnOnce(&mut SubnetParams)) -> Net {
+    bistro::model::set_threads(1);
     let chain = Arc::new(
         LocalChain::open_or_create(root.join("chain"), &LocalChainConfig::manual([3; 32])).unwrap(),
     );
-    chain.add_subnet(1, SubnetConfig::default()).unwrap();
     let data: Arc<dyn PageSource> = Arc::new(sample::train().unwrap());
     let mut params = SubnetParams::new(1, data.params(8, 1000, 2).unwrap());
     adjust(&mut params);
-    let validator_key = key(100);
-    chain
-        .register(1, &validator_key.public(), &validator_key.public(), 1 << 40)
-        .unwrap();
     Net {
-        root,
+        root: root.to_path_buf(),
         chain,
         data,
         params,
         model: Config::preset("tiny").unwrap(),
-        validator_key,
-        _dir: dir,
+        validator_key: key(100),
+        _dir: None,
     }
 }
 
@@ -96,6 +106,49 @@ impl Net {
         )
         .unwrap()
         .with_endpoint_policy(EndpointPolicy::Any)
+    }
+
+    /// Miner `i` as the SDK runs it (registered and committed already, see
+    /// [`Net::register`]), training 2 steps of 1 page per upload.
+    pub fn training_miner(&self, i: u8) -> Miner {
+        let (own, commitment) = bucket(&self.root, &format!("miner-{i}"));
+        let config = MinerConfig {
+            params: self.params.clone(),
+            model: self.model.clone(),
+            train: TrainConfig {
+                learning_rate: 3e-3,
+                warmup_steps: 1,
+                total_steps: 100,
+                ..TrainConfig::default()
+            },
+            device: Device::Cpu,
+            steps_per_upload: 2,
+            pages_per_step: 1,
+            encoding: DeltaEncoding::parse("dense-bf16").unwrap(),
+            work_dir: self.root.join(format!("miner-{i}")),
+        };
+        let chain: Arc<dyn Chain> = self.chain.clone();
+        Miner::new(chain, own, commitment, key(i), self.data.clone(), config).unwrap()
+    }
+
+    /// Every miner syncs, trains 2 steps and uploads; the chain moves to the
+    /// deadline, where `validator` takes its snapshot, then to the reveal
+    /// block; returns the deadline and the delta keys by miner.
+    pub fn work(&self, miners: &mut [Miner], validator: &mut Validator) -> (u64, Vec<String>) {
+        let block = self.chain.block().unwrap().number;
+        let deadline = self.params.deadline_after(block);
+        let mut keys = Vec::new();
+        for m in miners.iter_mut() {
+            m.sync_master().unwrap();
+            m.train(deadline, 2).unwrap();
+            keys.push(m.upload(block).unwrap().key);
+        }
+        self.chain.advance(deadline - block).unwrap();
+        validator.snapshot(deadline).unwrap();
+        self.chain
+            .advance(self.params.reveal_block(deadline) - deadline)
+            .unwrap();
+        (deadline, keys)
     }
 
     /// Registers miner `i` with the commitment of its bucket `miner-<i>`;

@@ -368,9 +368,11 @@ impl SketchStore {
             .map_err(|e| Error::io(&path, e))
     }
 
-    /// Every stored entry with a deadline in `deadlines`, oldest first.
-    /// A record whose checksum fails is [`Error::Corrupt`] (the validator's
-    /// own disk); a torn last record is ignored.
+    /// Every stored entry with a deadline in `deadlines`, oldest first, each
+    /// (deadline, source) once (a resumed round appends again the sketches
+    /// of the uids it fetches again). A record whose checksum fails is
+    /// [`Error::Corrupt`] (the validator's own disk); a torn last record is
+    /// ignored.
     pub fn load(&self, deadlines: std::ops::Range<u64>) -> Result<SketchHistory> {
         let mut files: Vec<(u64, PathBuf)> = self
             .list()?
@@ -382,9 +384,16 @@ impl SketchStore {
         for (_, path) in files {
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
             for rec in bytes.chunks_exact(RECORD_LEN) {
-                history.entries.push(parse_record(rec).map_err(|why| {
+                let entry = parse_record(rec).map_err(|why| {
                     Error::corrupt("sketch store", path.display().to_string(), why)
-                })?);
+                })?;
+                let again = history
+                    .entries
+                    .iter()
+                    .any(|e| e.deadline == entry.deadline && e.source == entry.source);
+                if !again {
+                    history.entries.push(entry);
+                }
             }
         }
         Ok(history)

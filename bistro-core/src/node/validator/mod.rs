@@ -38,7 +38,7 @@ pub use fetch::{
 };
 pub use report::{RoundReport, RoundRow};
 pub use snapshot::{LIST_PARALLELISM, Pin, SNAPSHOT_BUDGET_BLOCKS, Snapshot};
-pub use state::{VALIDATOR_STATE_VERSION, ValidatorState};
+pub use state::{RoundSelection, VALIDATOR_STATE_VERSION, ValidatorState};
 
 use super::lineage::{LINEAGE_VERSION, Lineage, MergedDelta, lineage_key};
 use super::log::{EvalLog, EvalRecord, Timings};
@@ -282,10 +282,16 @@ impl Validator {
             .map(|n| (n.uid, n.hotkey))
             .collect();
         self.state.averages.retain_registered(&registered);
+        // A resumed round (the validator was stopped or killed in it): what
+        // its log holds is final. The state may miss the last record (killed
+        // between the two writes): replay it; those uids are not judged again.
+        let logged = self.round_records(deadline)?;
+        self.replay(&logged, deadline)?;
+        let done: Vec<u16> = logged.iter().map(|r| r.uid).collect();
         if self.state.snapshot.as_ref().map(|s| s.deadline) != Some(deadline) {
             self.snapshot(deadline)?;
         }
-        let judged = self.phase_one(&metagraph, deadline)?;
+        let judged = self.phase_one(&metagraph, deadline, &done)?;
 
         // Phase two: the pages, then every admitted delta on the model.
         let reveal_block = params.reveal_block(deadline);
@@ -304,17 +310,28 @@ impl Validator {
         let master_global = mean(&round.master_global);
         let master_before = self.master.revision();
         let mut rows = Vec::new();
-        let mut mergeable = Vec::new();
         for judged in judged {
-            let (row, can_merge) = self.judge(judged, &round)?;
-            if can_merge {
-                mergeable.push(row.uid);
-            }
-            rows.push(row);
+            rows.push(self.judge(judged, &round)?);
         }
 
-        // Phase three: merge, weights, publish the log and state.
-        let merged_global_loss = self.merge(&mut mergeable, &round, master_global)?;
+        // Phase three: merge (every mergeable delta of the round's log, in
+        // uid order, whichever run judged it; once), weights, publish the
+        // log and state.
+        let mut mergeable: Vec<u16> = self
+            .round_records(deadline)?
+            .iter()
+            .filter(|r| r.mergeable)
+            .map(|r| r.uid)
+            .collect();
+        mergeable.sort_unstable();
+        mergeable.dedup();
+        let merged_global_loss = match self.merged_at(deadline)? {
+            Some(merged) => {
+                mergeable = merged;
+                None
+            }
+            None => self.merge(&mut mergeable, &round, master_global)?,
+        };
         for row in rows.iter_mut() {
             row.merged = mergeable.contains(&row.uid);
         }
@@ -408,7 +425,64 @@ impl Validator {
         chosen
     }
 
-    fn phase_one(&mut self, metagraph: &Metagraph, deadline: u64) -> Result<Vec<Judged>> {
+    /// This round's log records so far (none if it has no log yet).
+    fn round_records(&self, deadline: u64) -> Result<Vec<EvalRecord>> {
+        let path = self.log.round_path(deadline);
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        super::log::read_log_file(path)
+    }
+
+    /// Records in the averages what `logged` (this round's log) says and
+    /// the state does not show yet.
+    fn replay(&mut self, logged: &[EvalRecord], deadline: u64) -> Result<()> {
+        let mut changed = false;
+        for r in logged {
+            let validators_fault = r
+                .rejection
+                .as_ref()
+                .is_some_and(|x| x.is_validators_fault());
+            let shown = self
+                .state
+                .averages
+                .get(r.uid)
+                .is_some_and(|a| a.hotkey == r.hotkey && a.last_block >= deadline);
+            if !validators_fault && !shown {
+                self.state
+                    .averages
+                    .record(r.uid, r.hotkey, deadline, r.score)?;
+                changed = true;
+            }
+        }
+        if changed {
+            self.state.save(&self.config.work_dir.join("state.json"))?;
+        }
+        Ok(())
+    }
+
+    /// The uids merged at `deadline` if the current master is that merge
+    /// (a resumed round whose merge was published before the stop).
+    fn merged_at(&self, deadline: u64) -> Result<Option<Vec<u16>>> {
+        let key = lineage_key(&self.master.revision());
+        let bytes = match self
+            .bucket
+            .get(&key, crate::node::lineage::MAX_LINEAGE_BYTES)
+        {
+            Ok(bytes) => bytes,
+            Err(Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let lineage = Lineage::from_json(&bytes)?;
+        Ok((lineage.deadline == deadline).then(|| lineage.deltas.iter().map(|d| d.uid).collect()))
+    }
+
+    fn phase_one(
+        &mut self,
+        metagraph: &Metagraph,
+        deadline: u64,
+        done: &[u16],
+    ) -> Result<Vec<Judged>> {
         let params = &self.config.params;
         let limits = Limits::for_model(self.config.model.parameter_count());
         let blocks = self.round_blocks(deadline);
@@ -431,7 +505,21 @@ impl Validator {
             "the validator listed the buckets for deadline {deadline} only after the reveal \
              block {reveal_block} existed: it cannot tell uploads on time from late ones"
         ));
-        let chosen = self.select_uids(metagraph, deadline);
+        // The round's uids are chosen once (a resumed round judges the rest
+        // of the same choice).
+        let mut chosen = match &self.state.selected {
+            Some(s) if s.deadline == deadline => s.uids.clone(),
+            _ => {
+                let uids = self.select_uids(metagraph, deadline);
+                self.state.selected = Some(RoundSelection {
+                    deadline,
+                    uids: uids.clone(),
+                });
+                self.state.save(&self.config.work_dir.join("state.json"))?;
+                uids
+            }
+        };
+        chosen.retain(|(uid, _)| !done.contains(uid));
         let dests: Vec<PathBuf> = chosen
             .iter()
             .map(|(uid, _)| downloads.join(format!("uid-{uid}.delta")))
@@ -544,7 +632,7 @@ impl Validator {
 
     /// Evaluates (or records the rejection of) one uid; returns its row and
     /// whether its delta is mergeable.
-    fn judge(&mut self, judged: Judged, round: &RoundPages) -> Result<(RoundRow, bool)> {
+    fn judge(&mut self, judged: Judged, round: &RoundPages) -> Result<RoundRow> {
         let params = self.config.params.clone();
         let Judged {
             uid,
@@ -654,7 +742,7 @@ impl Validator {
             average: record.average,
             merged: false,
         };
-        Ok((row, record.mergeable))
+        Ok(row)
     }
 
     /// Applies the candidate, measures every page, undoes, and checks the

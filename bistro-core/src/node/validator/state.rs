@@ -33,6 +33,19 @@ pub struct ValidatorState {
     /// The deadline snapshot of the round being judged, if one was taken.
     #[serde(default)]
     pub snapshot: Option<super::snapshot::Snapshot>,
+    /// The uids chosen for the round being judged.
+    #[serde(default)]
+    pub selected: Option<RoundSelection>,
+}
+
+/// The uids a validator chose to judge at one deadline (kept so that a
+/// resumed round judges the rest of the same choice).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundSelection {
+    /// The deadline.
+    pub deadline: u64,
+    /// The uids and their hotkeys, in judging order.
+    pub uids: Vec<(u16, crate::identity::PublicKey)>,
 }
 
 impl ValidatorState {
@@ -46,6 +59,7 @@ impl ValidatorState {
             last_weights_block: None,
             last_deadline: None,
             snapshot: None,
+            selected: None,
         })
     }
 
