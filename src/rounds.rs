@@ -243,6 +243,7 @@ mod tests {
             rows: vec![row(1), row(2)],
             weights,
             weights_error: None,
+            lead: None,
         }
     }
 

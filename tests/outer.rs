@@ -47,7 +47,7 @@ fn a_nesterov_merge_is_reproduced_bit_for_bit_from_what_the_validator_publishes(
     let mut reports = Vec::new();
     let mut keys = Vec::new();
     for _ in 0..2 {
-        let (deadline, k) = net.work(&mut miners, &mut validator);
+        let (deadline, k) = net.work(&mut miners, &mut [&mut validator]);
         let report = validator.run_round(deadline).unwrap();
         assert_ne!(report.master_after, report.master_before, "{report:?}");
         reports.push(report);
@@ -155,7 +155,7 @@ fn a_nesterov_merge_is_reproduced_bit_for_bit_from_what_the_validator_publishes(
         .join(format!("master-{}.outer", next.to_hex()));
     assert!(cached.exists());
     std::fs::write(&cached, &bytes).unwrap();
-    let (deadline, _) = net.work(&mut miners, &mut validator);
+    let (deadline, _) = net.work(&mut miners, &mut [&mut validator]);
     let refused = validator.run_round(deadline);
     assert!(refused.is_err(), "{refused:?}");
     assert_eq!(validator.master().revision(), next);

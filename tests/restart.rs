@@ -76,7 +76,7 @@ fn a_validator_killed_at_random_points_ends_the_round_as_one_never_stopped() {
     }
     let mut miners: Vec<_> = (1..=4).map(|i| net.training_miner(i)).collect();
     let mut validator = net.validator_with(0, Default::default());
-    let (deadline, _) = net.work(&mut miners, &mut validator);
+    let (deadline, _) = net.work(&mut miners, &mut [&mut validator]);
     drop((validator, miners));
 
     // The same network, copied, judged by a validator nobody stops.

@@ -84,28 +84,33 @@ impl Net {
     /// a restart), judging at most `uids_per_round` uids (0: all), merging
     /// with `merge`, contacting the local buckets.
     pub fn validator_with(&self, uids_per_round: usize, merge: MergeConfig) -> Validator {
-        let (b, c) = bucket(&self.root, "validator");
+        self.validator_named(&self.validator_key, "validator", uids_per_round, merge)
+    }
+
+    /// The validator with `key` (registered with stake already), its bucket
+    /// and folder both named `name`.
+    pub fn validator_named(
+        &self,
+        key: &Keypair,
+        name: &str,
+        uids_per_round: usize,
+        merge: MergeConfig,
+    ) -> Validator {
+        let (b, c) = bucket(&self.root, name);
         let config = ValidatorConfig {
             params: self.params.clone(),
             model: self.model.clone(),
             device: Device::Cpu,
-            work_dir: self.root.join("validator"),
+            work_dir: self.root.join(name),
             uids_per_round,
             genesis_seed: 5,
             heldout_pages: 0,
             merge,
         };
         let chain: Arc<dyn Chain> = self.chain.clone();
-        Validator::new(
-            chain,
-            b,
-            c,
-            self.validator_key.clone(),
-            self.data.clone(),
-            config,
-        )
-        .unwrap()
-        .with_endpoint_policy(EndpointPolicy::Any)
+        Validator::new(chain, b, c, key.clone(), self.data.clone(), config)
+            .unwrap()
+            .with_endpoint_policy(EndpointPolicy::Any)
     }
 
     /// Miner `i` as the SDK runs it (registered and committed already, see
@@ -132,9 +137,13 @@ impl Net {
     }
 
     /// Every miner syncs, trains 2 steps and uploads; the chain moves to the
-    /// deadline, where `validator` takes its snapshot, then to the reveal
-    /// block; returns the deadline and the delta keys by miner.
-    pub fn work(&self, miners: &mut [Miner], validator: &mut Validator) -> (u64, Vec<String>) {
+    /// deadline, where every validator takes its snapshot, then to the
+    /// reveal block; returns the deadline and the delta keys by miner.
+    pub fn work(
+        &self,
+        miners: &mut [Miner],
+        validators: &mut [&mut Validator],
+    ) -> (u64, Vec<String>) {
         let block = self.chain.block().unwrap().number;
         let deadline = self.params.deadline_after(block);
         let mut keys = Vec::new();
@@ -144,7 +153,9 @@ impl Net {
             keys.push(m.upload(block).unwrap().key);
         }
         self.chain.advance(deadline - block).unwrap();
-        validator.snapshot(deadline).unwrap();
+        for validator in validators.iter_mut() {
+            validator.snapshot(deadline).unwrap();
+        }
         self.chain
             .advance(self.params.reveal_block(deadline) - deadline)
             .unwrap();

@@ -70,6 +70,10 @@ pub struct Lineage {
     pub parent: Digest,
     /// The deadline of the round whose deltas were merged.
     pub deadline: u64,
+    /// The block the master was published at (its pointer's block: deltas
+    /// of later rounds are made against it from then on).
+    #[serde(default)]
+    pub block: u64,
     /// The merge rule (`model::outer::MergeRule`'s text form, e.g. `mean`
     /// or `nesterov-0.7-0.9`).
     pub rule: String,
@@ -232,6 +236,7 @@ mod tests {
             revision: Digest::of(b"next"),
             parent: Digest::of(b"parent"),
             deadline: 20,
+            block: 21,
             rule: "nesterov-0.7-0.9".into(),
             deltas: vec![MergedDelta {
                 uid: 3,

@@ -7,8 +7,10 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::model::outer::OuterState;
 use crate::model::{Checkpoint, Config, Device, Model};
+use crate::node::SubnetParams;
+use crate::node::lead::find_lead;
 use crate::storage::keys::{MasterPointer, outer_state_key, publish_master, read_master_pointer};
-use crate::storage::{Bucket, BucketCommitment, EndpointPolicy, open_bucket};
+use crate::storage::{Bucket, BucketCommitment, EndpointPolicy};
 
 /// A master checkpoint on local disk whose content digest was checked
 /// against the pointer that named it.
@@ -59,16 +61,29 @@ pub fn fetch_master(
     let Some(pointer) = read_master_pointer(bucket)? else {
         return Ok(None);
     };
+    fetch_pointed(bucket, cache_dir, config, pointer).map(Some)
+}
+
+/// Makes sure the checkpoint `pointer` names is in `cache_dir` with the
+/// right content, downloading it from `bucket` when missing or different
+/// (a download that does not hash to the revision is deleted and reported
+/// as [`Error::DigestMismatch`]).
+pub fn fetch_pointed(
+    bucket: &dyn Bucket,
+    cache_dir: &Path,
+    config: &Config,
+    pointer: MasterPointer,
+) -> Result<LocalMaster> {
     std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
     let path = cache_path(cache_dir, &pointer.revision);
     if path.exists()
         && let Ok(checkpoint) = Checkpoint::open(&path, config)
         && checkpoint.revision()? == pointer.revision
     {
-        return Ok(Some(LocalMaster {
+        return Ok(LocalMaster {
             pointer,
             checkpoint,
-        }));
+        });
     }
     bucket.get_to_file(&pointer.key, &path, max_master_bytes(config))?;
     let verified = Checkpoint::open(&path, config).and_then(|checkpoint| {
@@ -83,10 +98,10 @@ pub fn fetch_master(
         Ok(checkpoint)
     });
     match verified {
-        Ok(checkpoint) => Ok(Some(LocalMaster {
+        Ok(checkpoint) => Ok(LocalMaster {
             pointer,
             checkpoint,
-        })),
+        }),
         Err(e) => {
             let _ = std::fs::remove_file(&path);
             Err(e)
@@ -164,29 +179,17 @@ pub fn publish_outer_state(
     bucket.put_file(&outer_state_key(&state.master()), &path)
 }
 
-/// Finds the bucket the master is published in: the commitment of the
-/// validator with the most stake that has published a master pointer.
+/// Finds the bucket the master is published in: the lead's
+/// ([`find_lead`]: the validator with the most stake that has a master
+/// pointer, is live and is not refused by the others), at block `now`.
+/// Validators' buckets are read with any endpoint: they hold stake on the
+/// subnet, and the master is checked against its revision anyway.
 pub fn discover_master_bucket(
     chain: &dyn Chain,
     metagraph: &Metagraph,
+    params: &SubnetParams,
+    now: u64,
 ) -> Result<Option<(BucketCommitment, Box<dyn Bucket>)>> {
-    let mut validators: Vec<_> = metagraph.validators().collect();
-    validators.sort_by(|a, b| b.stake.cmp(&a.stake).then(a.uid.cmp(&b.uid)));
-    for neuron in validators {
-        let Some(raw) = chain.commitment(metagraph.netuid, &neuron.hotkey)? else {
-            continue;
-        };
-        let Ok(commitment) = BucketCommitment::parse(&raw) else {
-            continue;
-        };
-        // Validators' buckets are read with any endpoint: they hold stake on
-        // the subnet, and the master is checked against its revision anyway.
-        let Ok(bucket) = open_bucket(&commitment, EndpointPolicy::Any) else {
-            continue;
-        };
-        if matches!(read_master_pointer(bucket.as_ref()), Ok(Some(_))) {
-            return Ok(Some((commitment, bucket)));
-        }
-    }
-    Ok(None)
+    let lead = find_lead(chain, metagraph, params, now, EndpointPolicy::Any)?;
+    Ok(lead.map(|l| (l.commitment, l.bucket)))
 }

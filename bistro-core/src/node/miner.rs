@@ -86,6 +86,9 @@ pub struct Miner {
     data: Arc<dyn PageSource>,
     config: MinerConfig,
     master_bucket: Option<Box<dyn Bucket>>,
+    /// Whether `master_bucket` was given ([`Miner::with_master_bucket`])
+    /// rather than found ([`discover_master_bucket`]) each time.
+    fixed_master_bucket: bool,
     training: Option<Training>,
     /// Residuals read from the work folder at start, carried into the first
     /// master trained on.
@@ -124,6 +127,7 @@ impl Miner {
             data,
             config,
             master_bucket: None,
+            fixed_master_bucket: false,
             training: None,
             restored,
             fresh_optimizer: None,
@@ -134,6 +138,7 @@ impl Miner {
     /// from validators' commitments.
     pub fn with_master_bucket(mut self, bucket: Box<dyn Bucket>) -> Miner {
         self.master_bucket = Some(bucket);
+        self.fixed_master_bucket = true;
         self
     }
 
@@ -184,9 +189,13 @@ impl Miner {
     /// starts a fresh optimizer and says why in
     /// [`fresh_optimizer_reason`](Self::fresh_optimizer_reason).
     pub fn sync_master(&mut self) -> Result<MasterStatus> {
-        if self.master_bucket.is_none() {
+        // The lead may change (failover): look it up every time, unless a
+        // bucket was given.
+        if !self.fixed_master_bucket {
             let metagraph = self.chain.metagraph(self.config.params.netuid)?;
-            match discover_master_bucket(self.chain.as_ref(), &metagraph)? {
+            let now = self.chain.block()?.number;
+            match discover_master_bucket(self.chain.as_ref(), &metagraph, &self.config.params, now)?
+            {
                 Some((_, bucket)) => self.master_bucket = Some(bucket),
                 None => return Ok(MasterStatus::Missing),
             }

@@ -8,6 +8,7 @@
 //! and the validator need the `torch` feature (which includes `timelock`).
 
 pub mod fingerprint;
+pub mod lead;
 pub mod log;
 pub mod params;
 pub mod rejection;

@@ -35,6 +35,14 @@ pub struct SubnetParams {
     pub weights_interval_blocks: u64,
     /// The version key sent with weights (the subnet's protocol version).
     pub version_key: u64,
+    /// Rounds a lead may stay silent (no lead status) before the next
+    /// validator by stake takes over ([`crate::node::lead`]).
+    #[serde(default = "default_failover_rounds")]
+    pub failover_rounds: u64,
+}
+
+fn default_failover_rounds() -> u64 {
+    3
 }
 
 impl SubnetParams {
@@ -53,6 +61,7 @@ impl SubnetParams {
             ema_alpha: 0.3,
             weights_interval_blocks: 10,
             version_key: 1,
+            failover_rounds: default_failover_rounds(),
         }
     }
 
@@ -62,6 +71,9 @@ impl SubnetParams {
         let bad = |what: String| Err(Error::InvalidArgument(format!("subnet params: {what}")));
         if self.round_blocks == 0 {
             return bad("round_blocks must be at least 1".into());
+        }
+        if self.failover_rounds == 0 {
+            return bad("failover_rounds must be at least 1".into());
         }
         if self.local_pages < 2 || self.global_pages < 2 {
             // The rule needs each side's spread: one page has none.

@@ -24,6 +24,7 @@
 //! resumes the round it was in without judging a uid twice.
 
 mod fetch;
+mod follow;
 mod report;
 mod snapshot;
 mod state;
@@ -36,10 +37,12 @@ pub use fetch::{
     BucketCache, Candidate, DOWNLOAD_BASE_BUDGET, Expectation, FetchBudget, Fetched,
     MIN_DOWNLOAD_RATE, Seen, download_budget, fetch_all, fetch_candidate,
 };
+pub use follow::{LeadView, MAX_CATCH_UP, MAX_HELD};
 pub use report::{RoundReport, RoundRow};
 pub use snapshot::{LIST_PARALLELISM, Pin, SNAPSHOT_BUDGET_BLOCKS, Snapshot};
 pub use state::{RoundSelection, VALIDATOR_STATE_VERSION, ValidatorState};
 
+use super::lead::{LEAD_STATUS_VERSION, LeadStatus, lead_status_key};
 use super::lineage::{LINEAGE_VERSION, Lineage, MergedDelta, lineage_key};
 use super::log::{EvalLog, EvalRecord, Timings};
 use super::master::{LocalMaster, fetch_master, publish_model};
@@ -98,6 +101,10 @@ pub struct Validator {
     sketches: SketchStore,
     buckets: Arc<Mutex<BucketCache>>,
     fetch_budget: FetchBudget,
+    /// Which miners' endpoints it contacts (and other validators').
+    policy: EndpointPolicy,
+    /// Whether it leads this round (publishes masters): see `follow`.
+    leading: bool,
 }
 
 /// What every evaluation of one round shares: the deadline, the reveal
@@ -138,7 +145,7 @@ impl Validator {
         check_dataset(&config.params, data.as_ref())?;
         let work = &config.work_dir;
         std::fs::create_dir_all(work).map_err(|e| Error::io(work, e))?;
-        let state = match ValidatorState::load(&work.join("state.json"))? {
+        let mut state = match ValidatorState::load(&work.join("state.json"))? {
             Some(state) => state,
             None => ValidatorState::new(config.params.ema_alpha)?,
         };
@@ -154,6 +161,9 @@ impl Validator {
             }
         };
         let model = load_for_eval(&master, &config)?;
+        if !state.held.contains(&master.revision()) {
+            state.held.push(master.revision());
+        }
         let netuid = config.params.netuid;
         let encoded = commitment.encode()?;
         if chain.commitment(netuid, &keypair.public())?.as_deref() != Some(encoded.as_bytes()) {
@@ -174,6 +184,8 @@ impl Validator {
             sketches,
             buckets: Arc::new(Mutex::new(BucketCache::default())),
             fetch_budget: FetchBudget::default(),
+            policy: EndpointPolicy::default(),
+            leading: true,
         })
     }
 
@@ -187,10 +199,11 @@ impl Validator {
     /// Contacts only the miners' endpoints `policy` allows (default
     /// [`EndpointPolicy::Public`]; the local network and tests use
     /// [`EndpointPolicy::Any`] for `file://` and `http://127.0.0.1`).
-    pub fn with_endpoint_policy(self, policy: EndpointPolicy) -> Validator {
+    pub fn with_endpoint_policy(mut self, policy: EndpointPolicy) -> Validator {
         if let Ok(mut cache) = self.buckets.lock() {
             *cache = BucketCache::new(policy);
         }
+        self.policy = policy;
         self
     }
 
@@ -268,6 +281,9 @@ impl Validator {
                 now.number
             )));
         }
+        // The lead's master for this round, verified (or this validator's
+        // own when it leads).
+        let lead = self.follow_lead(deadline)?;
         if self.state.copies_master != self.master.revision() {
             self.state.copies.clear();
             self.state.copies_master = self.master.revision();
@@ -330,13 +346,18 @@ impl Validator {
                 mergeable = merged;
                 None
             }
+            // Followers never publish masters of their own.
+            None if !self.leading => {
+                mergeable.clear();
+                None
+            }
             None => self.merge(&mut mergeable, &round, master_global)?,
         };
         for row in rows.iter_mut() {
             row.merged = mergeable.contains(&row.uid);
         }
         let (weights, weights_error) = self.maybe_set_weights(deadline);
-        self.publish_round_log(deadline)?;
+        self.publish_round_log(deadline, lead.lead)?;
         let heldout_loss = self.heldout_loss()?;
         Ok(RoundReport {
             deadline,
@@ -349,6 +370,7 @@ impl Validator {
             rows,
             weights,
             weights_error,
+            lead: Some(lead),
         })
     }
 
@@ -871,10 +893,18 @@ impl Validator {
             let revision = self.model.revision()?;
             outer.set_master(revision);
             publish_outer_state(&outer, self.bucket.as_ref(), &masters)?;
-            let lineage = self.lineage(&records, round.deadline, revision, merge.rule, &weights)?;
+            let lineage = self.lineage(
+                &records,
+                round.deadline,
+                block,
+                revision,
+                merge.rule,
+                &weights,
+            )?;
             self.bucket
                 .put(&lineage_key(&revision), &lineage.to_json()?)?;
             self.master = publish_model(&self.model, self.bucket.as_ref(), &masters, block)?;
+            self.hold(revision);
             self.state.copies.clear();
             self.state.copies_master = self.master.revision();
         } else {
@@ -892,6 +922,7 @@ impl Validator {
         &self,
         records: &[EvalRecord],
         deadline: u64,
+        block: u64,
         revision: crate::digest::Digest,
         rule: crate::model::outer::MergeRule,
         weights: &[(u16, f32)],
@@ -925,6 +956,7 @@ impl Validator {
             revision,
             parent: self.master.revision(),
             deadline,
+            block,
             rule: rule.to_string(),
             deltas,
         })
@@ -958,13 +990,24 @@ impl Validator {
 
     /// Uploads this round's log lines and the state to the validator's
     /// bucket, so anyone can recompute its scores.
-    fn publish_round_log(&self, deadline: u64) -> Result<()> {
+    /// Publishes the round's log, the state and the lead status (`lead`:
+    /// whom it took as lead this round).
+    fn publish_round_log(&self, deadline: u64, lead: PublicKey) -> Result<()> {
         self.bucket.put(
             &eval_log_key(&self.hotkey(), deadline),
             &self.log.round_bytes(deadline)?,
         )?;
         self.bucket
-            .put(&validator_state_key(&self.hotkey()), &self.state.to_json()?)
+            .put(&validator_state_key(&self.hotkey()), &self.state.to_json()?)?;
+        let status = LeadStatus {
+            version: LEAD_STATUS_VERSION,
+            deadline,
+            lead: Some(lead),
+            master: self.master.revision(),
+            refused: self.state.refused.clone(),
+        };
+        self.bucket
+            .put(&lead_status_key(&self.hotkey()), &status.to_json()?)
     }
 }
 

@@ -56,6 +56,9 @@ pub struct RoundReport {
     pub weights: Option<Vec<(u16, f64)>>,
     /// Why setting weights failed, if it did.
     pub weights_error: Option<String>,
+    /// Who led the round and what this validator made of its master.
+    #[serde(default)]
+    pub lead: Option<super::LeadView>,
 }
 
 impl RoundReport {

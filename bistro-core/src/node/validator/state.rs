@@ -36,6 +36,13 @@ pub struct ValidatorState {
     /// The uids chosen for the round being judged.
     #[serde(default)]
     pub selected: Option<RoundSelection>,
+    /// The masters this validator has held (its own and those it verified),
+    /// oldest first, at most `follow::MAX_HELD`.
+    #[serde(default)]
+    pub held: Vec<crate::digest::Digest>,
+    /// Lead masters it refused, newest last (published in its lead status).
+    #[serde(default)]
+    pub refused: Vec<crate::node::lead::Refusal>,
 }
 
 /// The uids a validator chose to judge at one deadline (kept so that a
@@ -60,6 +67,8 @@ impl ValidatorState {
             last_deadline: None,
             snapshot: None,
             selected: None,
+            held: Vec::new(),
+            refused: Vec::new(),
         })
     }
 

@@ -1,0 +1,266 @@
+//! Which validator publishes masters — the *lead* — and what every
+//! validator tells the others about it.
+//!
+//! Every validator publishes, after each round it judges, a small
+//! [`LeadStatus`] (`validators/<hotkey>/lead.json`): the deadline it judged,
+//! the master it holds (verified), and the masters it refused. From those,
+//! miners and validators alike find the lead with one rule ([`find_lead`]):
+//! among the validators by stake (most first, then lowest uid), the first
+//!
+//! 1. whose bucket can be read and holds a master pointer,
+//! 2. that is *live*: its newest status (or, before it has published one,
+//!    its master pointer) is from the last `failover_rounds + 1` rounds,
+//! 3. that validators holding more than half of the stake of the live
+//!    validators other than itself have not caught publishing a master
+//!    that its lineage record does not reproduce (a *refusal*: proof, not
+//!    an unreachable delta or a network error, which only delay following).
+//!
+//! A lead that stops (2) or forges a master (3) is replaced by the next
+//! validator, which carries on from the newest master it verified; a lead
+//! that comes back follows until it is live again, then leads from the
+//! newest verified master any validator holds (no fork). See
+//! `docs/protocol.md`, "Lead and followers".
+
+use serde::{Deserialize, Serialize};
+
+use crate::chain::{Chain, Metagraph};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::identity::PublicKey;
+use crate::storage::keys::{MasterPointer, VALIDATORS_DIR, read_master_pointer};
+use crate::storage::{Bucket, BucketCommitment, EndpointPolicy, open_bucket};
+
+use super::params::SubnetParams;
+
+/// Version of [`LeadStatus`].
+pub const LEAD_STATUS_VERSION: u32 = 1;
+/// The most bytes a lead status may have (it is read from other validators).
+pub const MAX_LEAD_STATUS_BYTES: u64 = 64 << 10;
+/// The most refusals one status lists.
+pub const MAX_REFUSALS: usize = 16;
+
+/// The key of `validator`'s lead status.
+pub fn lead_status_key(validator: &PublicKey) -> String {
+    format!("{VALIDATORS_DIR}/{}/lead.json", validator.to_ss58())
+}
+
+/// A master a validator would not follow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The validator that published it.
+    pub publisher: PublicKey,
+    /// Its revision.
+    pub revision: Digest,
+    /// Why (the verification's error).
+    pub reason: String,
+}
+
+/// What a validator says after each round it judged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadStatus {
+    /// Format version ([`LEAD_STATUS_VERSION`]).
+    pub version: u32,
+    /// The deadline it judged last.
+    pub deadline: u64,
+    /// The validator it took as lead that round (itself when it led).
+    pub lead: Option<PublicKey>,
+    /// The master it judged against (its newest verified one).
+    pub master: Digest,
+    /// The masters it refused, newest last (at most [`MAX_REFUSALS`]).
+    pub refused: Vec<Refusal>,
+}
+
+impl LeadStatus {
+    /// As JSON.
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|e| Error::InvalidArgument(format!("lead status: {e}")))
+    }
+
+    /// Parses a status read from a bucket (size, version and list caps
+    /// checked).
+    pub fn from_json(bytes: &[u8]) -> Result<LeadStatus> {
+        if bytes.len() as u64 > MAX_LEAD_STATUS_BYTES {
+            return Err(Error::limit(
+                "lead status bytes",
+                MAX_LEAD_STATUS_BYTES,
+                bytes.len() as u64,
+            ));
+        }
+        let status: LeadStatus = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt("lead status", "json", e.to_string()))?;
+        if status.version != LEAD_STATUS_VERSION {
+            return Err(Error::UnsupportedVersion {
+                input: "lead status",
+                found: status.version,
+                supported: LEAD_STATUS_VERSION.to_string(),
+            });
+        }
+        if status.refused.len() > MAX_REFUSALS {
+            return Err(Error::limit(
+                "refusals in a lead status",
+                MAX_REFUSALS as u64,
+                status.refused.len() as u64,
+            ));
+        }
+        Ok(status)
+    }
+
+    /// Reads `validator`'s status from its bucket (`None` if it has none).
+    pub fn read(bucket: &dyn Bucket, validator: &PublicKey) -> Result<Option<LeadStatus>> {
+        match bucket.get(&lead_status_key(validator), MAX_LEAD_STATUS_BYTES) {
+            Ok(bytes) => LeadStatus::from_json(&bytes).map(Some),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A validator with a master pointer, as [`survey`] found it.
+pub struct Lead {
+    /// Its uid.
+    pub uid: u16,
+    /// Its hotkey.
+    pub hotkey: PublicKey,
+    /// Its stake.
+    pub stake: u64,
+    /// Its bucket commitment.
+    pub commitment: BucketCommitment,
+    /// Its bucket.
+    pub bucket: Box<dyn Bucket>,
+    /// Its master pointer.
+    pub pointer: MasterPointer,
+    /// Its newest lead status, if it has published one.
+    pub status: Option<LeadStatus>,
+    /// Whether it is live (see the module docs).
+    pub live: bool,
+    /// Whether validators holding more than half of the other live
+    /// validators' stake refused a master it published.
+    pub refused: bool,
+}
+
+/// The validators with a master pointer, by stake, and which one leads.
+pub struct Survey {
+    /// Most stake first, then lowest uid.
+    pub validators: Vec<Lead>,
+    /// The index of the lead in `validators`, if one qualifies.
+    pub lead: Option<usize>,
+}
+
+/// Reads every validator's pointer and status (see the module docs) at
+/// block `now`, under `policy`. A validator whose bucket cannot be read, or
+/// whose pointer does not parse, is left out, never an error (a status that
+/// does not parse counts as none): only the chain's errors are.
+pub fn survey(
+    chain: &dyn Chain,
+    metagraph: &Metagraph,
+    params: &SubnetParams,
+    now: u64,
+    policy: EndpointPolicy,
+) -> Result<Survey> {
+    let mut neurons: Vec<_> = metagraph.validators().filter(|n| n.stake > 0).collect();
+    neurons.sort_by(|a, b| b.stake.cmp(&a.stake).then(a.uid.cmp(&b.uid)));
+    let window = params
+        .failover_rounds
+        .saturating_add(1)
+        .saturating_mul(params.round_blocks);
+    let mut validators = Vec::new();
+    for n in neurons {
+        let Some(raw) = chain.commitment(metagraph.netuid, &n.hotkey)? else {
+            continue;
+        };
+        let Ok(commitment) = BucketCommitment::parse(&raw) else {
+            continue;
+        };
+        let Ok(bucket) = open_bucket(&commitment, policy) else {
+            continue;
+        };
+        let Ok(Some(pointer)) = read_master_pointer(bucket.as_ref()) else {
+            continue;
+        };
+        let status = LeadStatus::read(bucket.as_ref(), &n.hotkey).ok().flatten();
+        let last = status.as_ref().map_or(pointer.block, |s| s.deadline);
+        validators.push(Lead {
+            uid: n.uid,
+            hotkey: n.hotkey,
+            stake: n.stake,
+            commitment,
+            bucket,
+            pointer,
+            status,
+            live: now.saturating_sub(last) <= window,
+            refused: false,
+        });
+    }
+    let refused: Vec<bool> = validators
+        .iter()
+        .map(|c| {
+            let mut others = 0u128;
+            let mut against = 0u128;
+            for v in validators.iter().filter(|v| v.live && v.hotkey != c.hotkey) {
+                others += u128::from(v.stake);
+                let refuses = v
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.refused.iter().any(|r| r.publisher == c.hotkey));
+                if refuses {
+                    against += u128::from(v.stake);
+                }
+            }
+            others > 0 && 2 * against > others
+        })
+        .collect();
+    for (v, refused) in validators.iter_mut().zip(refused) {
+        v.refused = refused;
+    }
+    let lead = validators.iter().position(|v| v.live && !v.refused);
+    Ok(Survey { validators, lead })
+}
+
+/// The lead at block `now` ([`survey`]'s pick), if one qualifies.
+pub fn find_lead(
+    chain: &dyn Chain,
+    metagraph: &Metagraph,
+    params: &SubnetParams,
+    now: u64,
+    policy: EndpointPolicy,
+) -> Result<Option<Lead>> {
+    let mut survey = survey(chain, metagraph, params, now, policy)?;
+    Ok(survey.lead.map(|i| survey.validators.swap_remove(i)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_and_hostile_ones_are_refused() {
+        let status = LeadStatus {
+            version: LEAD_STATUS_VERSION,
+            deadline: 40,
+            lead: Some(PublicKey([1; 32])),
+            master: Digest::of(b"m"),
+            refused: vec![Refusal {
+                publisher: PublicKey([2; 32]),
+                revision: Digest::of(b"t"),
+                reason: "the merge gives another revision".into(),
+            }],
+        };
+        let json = status.to_json().unwrap();
+        assert_eq!(LeadStatus::from_json(&json).unwrap(), status);
+        let mut other = status.clone();
+        other.version = 9;
+        assert!(matches!(
+            LeadStatus::from_json(&other.to_json().unwrap()),
+            Err(Error::UnsupportedVersion { .. })
+        ));
+        other.version = LEAD_STATUS_VERSION;
+        other.refused = vec![status.refused[0].clone(); MAX_REFUSALS + 1];
+        assert!(LeadStatus::from_json(&other.to_json().unwrap()).is_err());
+        let huge = vec![b' '; MAX_LEAD_STATUS_BYTES as usize + 1];
+        assert!(matches!(
+            LeadStatus::from_json(&huge),
+            Err(Error::LimitExceeded { .. })
+        ));
+        assert!(LeadStatus::from_json(b"{").is_err());
+    }
+}

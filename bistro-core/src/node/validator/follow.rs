@@ -1,0 +1,320 @@
+//! Following the lead ([`crate::node::lead`]): at the start of each round a
+//! validator finds the lead; if it is another validator, it takes the lead's
+//! master for the round (the newest one merged from an earlier round),
+//! verifies every master between the last one it holds and that one
+//! ([`lineage::verify`](crate::node::lineage::verify)), and only then judges
+//! against it, mirroring it (checkpoint, outer state, lineage record,
+//! pointer) in its own bucket so that it can take over without a fork. A
+//! master that does not verify is refused: logged, named in the validator's
+//! lead status, and the validator keeps judging against its last verified
+//! master.
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::identity::PublicKey;
+use crate::node::lead::{Lead, MAX_REFUSALS, Refusal, Survey, survey};
+use crate::node::lineage::{Lineage, MAX_LINEAGE_BYTES, lineage_key, verify};
+use crate::node::master::fetch_pointed;
+use crate::storage::keys::{MasterPointer, master_key, outer_state_key, publish_master};
+
+use super::{Validator, load_for_eval};
+
+/// The most masters a follower verifies to catch up in one round.
+pub const MAX_CATCH_UP: usize = 16;
+/// The masters a validator remembers having held (a returning or refused
+/// lead finds where the lineage it follows branched from its own).
+pub const MAX_HELD: usize = 64;
+
+/// How a round started with respect to the lead (in the round report).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeadView {
+    /// The lead this round (this validator itself when it leads).
+    pub lead: PublicKey,
+    /// `leads` (this validator publishes masters), `same` (the lead's
+    /// master for the round is the one held), `verified` (a newer one was
+    /// verified and taken), or `refused: <why>`.
+    pub verdict: String,
+}
+
+/// Why a lead's master was not taken.
+enum Doubt {
+    /// It is proven wrong: its lineage record is missing or malformed, or
+    /// does not reproduce it. Recorded as a refusal, which counts against
+    /// its publisher in the choice of the lead.
+    Proof(Error),
+    /// It could not be checked this round (a network error, a delta that
+    /// cannot be read): not taken, tried again next round.
+    Unverified(Error),
+}
+
+/// Verification errors that prove the master wrong (see [`Doubt`]).
+fn is_proof(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Corrupt {
+            input: "master lineage",
+            ..
+        } | Error::DigestMismatch { .. }
+    )
+}
+
+/// Lineage-record reading errors that prove the master wrong: the record
+/// is missing, malformed or of another master (see [`Doubt`]).
+fn record_is_proof(e: &Error) -> bool {
+    !matches!(
+        e,
+        Error::Network { .. } | Error::Io { .. } | Error::AccessDenied(_) | Error::Refused(_)
+    )
+}
+
+impl Validator {
+    /// Finds the lead ([`survey`]) and, when it is another validator,
+    /// takes (after verifying) its master for the round at `deadline`; when
+    /// it is this one, first takes the newest master another live validator
+    /// verified or made, if newer than its own (a lead that was away).
+    pub(super) fn follow_lead(&mut self, deadline: u64) -> Result<LeadView> {
+        let params = &self.config.params;
+        let metagraph = self.chain.metagraph(params.netuid)?;
+        let now = self.chain.block()?.number;
+        let me = self.hotkey();
+        let survey = survey(self.chain.as_ref(), &metagraph, params, now, self.policy)?;
+        let lead = survey
+            .lead
+            .map(|i| &survey.validators[i])
+            .filter(|l| l.hotkey != me);
+        let Some(lead) = lead else {
+            self.leading = true;
+            let mine = &self.master.pointer;
+            let newer = survey
+                .validators
+                .iter()
+                .filter(|v| v.hotkey != me && v.live && !v.refused)
+                .filter(|v| v.pointer.revision != mine.revision && v.pointer.block > mine.block)
+                .max_by_key(|v| v.pointer.block);
+            let verdict = match newer.map(|v| (v.hotkey, self.catch_up(v, deadline))) {
+                None | Some((_, Ok(None))) => "leads".to_string(),
+                Some((from, Ok(Some(r)))) => {
+                    format!("leads, from {} verified from {from}", r.short())
+                }
+                Some((from, Err(doubt))) => {
+                    format!(
+                        "leads; {}",
+                        self.doubted(from, survey_head(&survey, from), doubt)
+                    )
+                }
+            };
+            return Ok(LeadView { lead: me, verdict });
+        };
+        self.leading = false;
+        let verdict = match self.catch_up(lead, deadline) {
+            Ok(None) => "same".to_string(),
+            Ok(Some(_)) => "verified".to_string(),
+            Err(doubt) => self.doubted(lead.hotkey, lead.pointer.revision, doubt),
+        };
+        Ok(LeadView {
+            lead: lead.hotkey,
+            verdict,
+        })
+    }
+
+    /// Records a refusal of `publisher`'s master `head` when `doubt` is a
+    /// proof; returns the verdict's text.
+    fn doubted(&mut self, publisher: PublicKey, head: Digest, doubt: Doubt) -> String {
+        match doubt {
+            Doubt::Unverified(e) => format!("unverified: {e}"),
+            Doubt::Proof(e) => {
+                let reason = e.to_string();
+                let known = self
+                    .state
+                    .refused
+                    .iter()
+                    .any(|r| r.publisher == publisher && r.revision == head);
+                if !known {
+                    self.state.refused.push(Refusal {
+                        publisher,
+                        revision: head,
+                        reason: reason.clone(),
+                    });
+                    let extra = self.state.refused.len().saturating_sub(MAX_REFUSALS);
+                    self.state.refused.drain(..extra);
+                }
+                format!("refused: {reason}")
+            }
+        }
+    }
+
+    /// Takes `lead`'s master for the round at `deadline` — the newest one
+    /// merged from an earlier round — if it is not the one held, after
+    /// verifying every master from one this validator held up to it.
+    /// `Ok(Some(revision))` when one was taken, `Ok(None)` when there was
+    /// nothing to do.
+    fn catch_up(
+        &mut self,
+        lead: &Lead,
+        deadline: u64,
+    ) -> std::result::Result<Option<Digest>, Doubt> {
+        let head = lead.pointer.revision;
+        if let Some(before) = self
+            .state
+            .refused
+            .iter()
+            .find(|r| r.publisher == lead.hotkey && r.revision == head)
+        {
+            let why = format!("refused before: {}", before.reason);
+            return Err(Doubt::Proof(Error::InvalidArgument(why)));
+        }
+        // The lead's masters, newest first, back to one this validator held.
+        let mut records: Vec<Lineage> = Vec::new();
+        let mut base = head;
+        while !self.state.held.contains(&base) {
+            if records.len() == MAX_CATCH_UP {
+                let why = format!(
+                    "{} is more than {MAX_CATCH_UP} masters from any master this validator held",
+                    head.short()
+                );
+                return Err(Doubt::Unverified(Error::InvalidArgument(why)));
+            }
+            let record = read_lineage(lead, &base).map_err(|e| {
+                if record_is_proof(&e) {
+                    Doubt::Proof(e)
+                } else {
+                    Doubt::Unverified(e)
+                }
+            })?;
+            base = record.parent;
+            records.push(record);
+        }
+        // The round's master: the newest merged from an earlier round (the
+        // lead may already have merged this one); the held one the lead's
+        // masters start from when they are all of this round or later.
+        let skip = records
+            .iter()
+            .take_while(|r| r.deadline >= deadline)
+            .count();
+        let target = match records.get(skip) {
+            Some(record) => (record.revision, record.block),
+            None if records.is_empty() => (head, lead.pointer.block),
+            None => match read_lineage(lead, &base) {
+                Ok(record) => (base, record.block),
+                Err(_) => return Ok(None),
+            },
+        };
+        if target.0 == self.master.revision() {
+            return Ok(None);
+        }
+        let work = self.config.work_dir.join("verify");
+        for record in records.iter().skip(skip).rev() {
+            verify(
+                self.chain.as_ref(),
+                lead.bucket.as_ref(),
+                record,
+                &self.config.model,
+                self.config.device,
+                self.policy,
+                &work,
+            )
+            .map_err(|e| {
+                if is_proof(&e) {
+                    Doubt::Proof(e)
+                } else {
+                    Doubt::Unverified(e)
+                }
+            })?;
+            // Every verified master goes into this validator's bucket: its
+            // own followers verify from there if it ever leads.
+            self.mirror(lead, record.revision)
+                .map_err(Doubt::Unverified)?;
+            self.hold(record.revision);
+        }
+        self.take(lead, target.0, target.1)
+            .map_err(Doubt::Unverified)?;
+        Ok(Some(target.0))
+    }
+
+    /// Copies the verified master `revision` from the lead's bucket into
+    /// this validator's: outer state and lineage record (when there are),
+    /// then the checkpoint. Returns the checkpoint's size.
+    fn mirror(&self, lead: &Lead, revision: Digest) -> Result<u64> {
+        let cap = crate::node::master::max_master_bytes(&self.config.model).saturating_mul(3);
+        for key in [outer_state_key(&revision), lineage_key(&revision)] {
+            match lead.bucket.get(&key, cap) {
+                Ok(bytes) => self.bucket.put(&key, &bytes)?,
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let masters = self.config.work_dir.join("masters");
+        std::fs::create_dir_all(&masters).map_err(|e| Error::io(&masters, e))?;
+        let path = masters.join(format!("mirror-{}.ckpt", revision.to_hex()));
+        let key = master_key(&revision);
+        let info = lead.bucket.get_to_file(&key, &path, cap)?;
+        let copied = self.bucket.put_file(&key, &path);
+        let _ = std::fs::remove_file(&path);
+        copied?;
+        Ok(info.size)
+    }
+
+    /// Makes the verified master `revision` (published at `block`) this
+    /// validator's: mirrored in its own bucket ([`Self::mirror`]) with a
+    /// pointer to it, loaded for evaluation.
+    fn take(&mut self, lead: &Lead, revision: Digest, block: u64) -> Result<()> {
+        let size = self.mirror(lead, revision)?;
+        let masters = self.config.work_dir.join("masters");
+        let pointer = MasterPointer::new(revision, block, size);
+        // From this validator's own bucket now (checked against the revision).
+        let master = fetch_pointed(self.bucket.as_ref(), &masters, &self.config.model, pointer)?;
+        publish_master(
+            self.bucket.as_ref(),
+            master.checkpoint.path(),
+            revision,
+            block,
+        )?;
+        self.model = load_for_eval(&master, &self.config)?;
+        self.master = master;
+        self.hold(revision);
+        Ok(())
+    }
+
+    /// Remembers `revision` as a master this validator held.
+    pub(super) fn hold(&mut self, revision: Digest) {
+        if !self.state.held.contains(&revision) {
+            self.state.held.push(revision);
+            let extra = self.state.held.len().saturating_sub(MAX_HELD);
+            self.state.held.drain(..extra);
+        }
+    }
+}
+
+/// The lineage record of `revision` in the lead's bucket.
+fn read_lineage(lead: &Lead, revision: &Digest) -> Result<Lineage> {
+    let bytes = lead
+        .bucket
+        .get(&lineage_key(revision), MAX_LINEAGE_BYTES)
+        .map_err(|e| match e {
+            Error::NotFound(_) => Error::NotFound(format!(
+                "the lineage record of {} in the lead's bucket",
+                revision.short()
+            )),
+            e => e,
+        })?;
+    let record = Lineage::from_json(&bytes)?;
+    if record.revision != *revision {
+        return Err(Error::corrupt(
+            "master lineage",
+            lineage_key(revision),
+            format!("the record is of {}", record.revision.short()),
+        ));
+    }
+    Ok(record)
+}
+
+/// The revision `publisher`'s pointer names in `survey`.
+fn survey_head(survey: &Survey, publisher: PublicKey) -> Digest {
+    survey
+        .validators
+        .iter()
+        .find(|v| v.hotkey == publisher)
+        .map_or(Digest::ZERO, |v| v.pointer.revision)
+}
