@@ -37,6 +37,9 @@ pub fn print_round(report: &RoundReport, label_of: impl Fn(u16) -> String) {
             " (master kept)".into()
         }
     );
+    if let Some(lead) = &report.lead {
+        println!("  lead {}: {}", lead.lead.to_ss58(), lead.verdict);
+    }
     println!(
         "  {:>3}  {:<13} {:<14} {:>8} {:>8} {:>8} {:>7} {:>6} {:>7} {:>7} {:>7}",
         "uid",
