@@ -120,6 +120,21 @@ fn local_bucket(dir: &Path, name: &str) -> Result<(LocalBucket, BucketCommitment
     Ok((bucket, BucketCommitment::local(&parent, name)?))
 }
 
+impl LocalnetConfig {
+    /// The subnet's protocol parameters on the pages of `data` (the table
+    /// of `docs/protocol.md`, which `tests/protocol_doc.rs` compares with
+    /// this): windows of `window_pages`, epochs of 30 blocks, `D = 2`,
+    /// weights every round, the rest [`SubnetParams::new`]'s defaults.
+    pub fn params(&self, data: &dyn PageSource) -> Result<SubnetParams> {
+        let epoch_blocks = 30;
+        let mut params =
+            SubnetParams::new(NETUID, data.params(self.window_pages, epoch_blocks, 2)?);
+        params.weights_interval_blocks = params.round_blocks;
+        params.validate()?;
+        Ok(params)
+    }
+}
+
 impl Localnet {
     /// Builds the network in `config.dir` (which must not hold an earlier
     /// network: remove it first), registers everyone and publishes the
@@ -144,11 +159,7 @@ impl Localnet {
         let data: Arc<dyn PageSource> = Arc::new(sample::train()?);
         let heldout: Arc<dyn PageSource> = Arc::new(sample::heldout()?);
         let model = Config::preset(&config.preset)?;
-        let epoch_blocks = 30;
-        let mut params =
-            SubnetParams::new(NETUID, data.params(config.window_pages, epoch_blocks, 2)?);
-        params.weights_interval_blocks = params.round_blocks;
-        params.validate()?;
+        let params = config.params(data.as_ref())?;
 
         let coldkey = keypair(config.seed, "coldkey")?.public();
         let validator_key = keypair(config.seed, "validator")?;
