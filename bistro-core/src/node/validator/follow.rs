@@ -5,9 +5,10 @@
 //! ([`lineage::verify`](crate::node::lineage::verify)), and only then judges
 //! against it, mirroring it (checkpoint, outer state, lineage record,
 //! pointer) in its own bucket so that it can take over without a fork. A
-//! master that does not verify is refused: logged, named in the validator's
-//! lead status, and the validator keeps judging against its last verified
-//! master.
+//! master proven wrong is refused: logged, named in the validator's lead
+//! status, and the validator keeps judging against its last verified
+//! master; one that cannot be checked this round is not taken either, and
+//! is tried again next round.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,9 +33,12 @@ pub const MAX_HELD: usize = 64;
 pub struct LeadView {
     /// The lead this round (this validator itself when it leads).
     pub lead: PublicKey,
-    /// `leads` (this validator publishes masters), `same` (the lead's
-    /// master for the round is the one held), `verified` (a newer one was
-    /// verified and taken), or `refused: <why>`.
+    /// `leads` (this validator publishes masters; `leads, from …` when it
+    /// first took a newer master another validator verified or made),
+    /// `same` (the lead's master for the round is the one held), `verified`
+    /// (a newer one was verified and taken), `refused: <why>` (proven wrong:
+    /// listed in the lead status) or `unverified: <why>` (could not be
+    /// checked this round).
     pub verdict: String,
 }
 
