@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::identity::PublicKey;
-use crate::node::lead::{Lead, MAX_REFUSALS, Refusal, Survey, survey};
+use crate::node::lead::{Lead, MAX_REFUSALS, Refusal, survey};
 use crate::node::lineage::{Lineage, MAX_LINEAGE_BYTES, lineage_key, verify};
-use crate::node::master::fetch_pointed;
-use crate::storage::keys::{MasterPointer, master_key, outer_state_key, publish_master};
+use crate::node::master::{LocalMaster, fetch_pointed};
+use crate::storage::keys::{MASTER_POINTER, MasterPointer, master_key, outer_state_key};
 
 use super::{Validator, load_for_eval};
 
@@ -97,16 +97,14 @@ impl Validator {
                 .filter(|v| v.hotkey != me && v.live && !v.refused)
                 .filter(|v| v.pointer.revision != mine.revision && v.pointer.block > mine.block)
                 .max_by_key(|v| v.pointer.block);
-            let verdict = match newer.map(|v| (v.hotkey, self.catch_up(v, deadline))) {
-                None | Some((_, Ok(None))) => "leads".to_string(),
-                Some((from, Ok(Some(r)))) => {
+            let caught = newer.map(|v| (v.hotkey, v.pointer.revision, self.catch_up(v, deadline)));
+            let verdict = match caught {
+                None | Some((_, _, Ok(None))) => "leads".to_string(),
+                Some((from, _, Ok(Some(r)))) => {
                     format!("leads, from {} verified from {from}", r.short())
                 }
-                Some((from, Err(doubt))) => {
-                    format!(
-                        "leads; {}",
-                        self.doubted(from, survey_head(&survey, from), doubt)
-                    )
+                Some((from, head, Err(doubt))) => {
+                    format!("leads; {}", self.doubted(from, head, doubt))
                 }
             };
             return Ok(LeadView { lead: me, verdict });
@@ -226,21 +224,25 @@ impl Validator {
                     Doubt::Unverified(e)
                 }
             })?;
-            // Every verified master goes into this validator's bucket: its
-            // own followers verify from there if it ever leads.
-            self.mirror(lead, record.revision)
-                .map_err(Doubt::Unverified)?;
-            self.hold(record.revision);
+            // Every verified master goes into this validator's bucket (its
+            // own followers verify from there if it ever leads); the
+            // round's master below, with a pointer to it.
+            if record.revision != target.0 {
+                self.mirror(lead, record.revision, record.block)
+                    .map_err(Doubt::Unverified)?;
+                self.hold(record.revision);
+            }
         }
         self.take(lead, target.0, target.1)
             .map_err(Doubt::Unverified)?;
         Ok(Some(target.0))
     }
 
-    /// Copies the verified master `revision` from the lead's bucket into
-    /// this validator's: outer state and lineage record (when there are),
-    /// then the checkpoint. Returns the checkpoint's size.
-    fn mirror(&self, lead: &Lead, revision: Digest) -> Result<u64> {
+    /// Copies the verified master `revision` (published at `block`) from
+    /// the lead's bucket into this validator's — outer state and lineage
+    /// record (when there are), then the checkpoint, downloaded once into
+    /// the master cache and checked against `revision` on the way.
+    fn mirror(&self, lead: &Lead, revision: Digest, block: u64) -> Result<LocalMaster> {
         let cap = crate::node::master::max_master_bytes(&self.config.model).saturating_mul(3);
         for key in [outer_state_key(&revision), lineage_key(&revision)] {
             match lead.bucket.get(&key, cap) {
@@ -250,31 +252,26 @@ impl Validator {
             }
         }
         let masters = self.config.work_dir.join("masters");
-        std::fs::create_dir_all(&masters).map_err(|e| Error::io(&masters, e))?;
-        let path = masters.join(format!("mirror-{}.ckpt", revision.to_hex()));
-        let key = master_key(&revision);
-        let info = lead.bucket.get_to_file(&key, &path, cap)?;
-        let copied = self.bucket.put_file(&key, &path);
-        let _ = std::fs::remove_file(&path);
-        copied?;
-        Ok(info.size)
+        // A pointer's size is informative only: `take` reads it from the
+        // file once it is here.
+        let named = MasterPointer::new(revision, block, 0);
+        let master = fetch_pointed(lead.bucket.as_ref(), &masters, &self.config.model, named)?;
+        self.bucket
+            .put_file(&master_key(&revision), master.checkpoint.path())?;
+        Ok(master)
     }
 
     /// Makes the verified master `revision` (published at `block`) this
     /// validator's: mirrored in its own bucket ([`Self::mirror`]) with a
     /// pointer to it, loaded for evaluation.
     fn take(&mut self, lead: &Lead, revision: Digest, block: u64) -> Result<()> {
-        let size = self.mirror(lead, revision)?;
-        let masters = self.config.work_dir.join("masters");
-        let pointer = MasterPointer::new(revision, block, size);
-        // From this validator's own bucket now (checked against the revision).
-        let master = fetch_pointed(self.bucket.as_ref(), &masters, &self.config.model, pointer)?;
-        publish_master(
-            self.bucket.as_ref(),
-            master.checkpoint.path(),
-            revision,
-            block,
-        )?;
+        let mut master = self.mirror(lead, revision, block)?;
+        let path = master.checkpoint.path();
+        let size = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        master.pointer = MasterPointer::new(revision, block, size);
+        self.bucket.put(MASTER_POINTER, &master.pointer.to_json())?;
         self.model = load_for_eval(&master, &self.config)?;
         self.master = master;
         self.hold(revision);
@@ -312,13 +309,4 @@ fn read_lineage(lead: &Lead, revision: &Digest) -> Result<Lineage> {
         ));
     }
     Ok(record)
-}
-
-/// The revision `publisher`'s pointer names in `survey`.
-fn survey_head(survey: &Survey, publisher: PublicKey) -> Digest {
-    survey
-        .validators
-        .iter()
-        .find(|v| v.hotkey == publisher)
-        .map_or(Digest::ZERO, |v| v.pointer.revision)
 }

@@ -333,8 +333,8 @@ impl Validator {
         // Phase three: merge (every mergeable delta of the round's log, in
         // uid order, whichever run judged it; once), weights, publish the
         // log and state.
-        let mut mergeable: Vec<u16> = self
-            .round_records(deadline)?
+        let records = self.round_records(deadline)?;
+        let mut mergeable: Vec<u16> = records
             .iter()
             .filter(|r| r.mergeable)
             .map(|r| r.uid)
@@ -351,7 +351,7 @@ impl Validator {
                 mergeable.clear();
                 None
             }
-            None => self.merge(&mut mergeable, &round, master_global)?,
+            None => self.merge(&mut mergeable, &records, &round, master_global)?,
         };
         for row in rows.iter_mut() {
             row.merged = mergeable.contains(&row.uid);
@@ -442,9 +442,11 @@ impl Validator {
         if self.config.uids_per_round > 0 {
             uids.truncate(self.config.uids_per_round);
         }
-        let mut chosen: Vec<(u16, PublicKey)> = uids.into_iter().map(|(_, u, h)| (u, h)).collect();
-        chosen.sort_by_key(|(uid, _)| *uid);
-        chosen
+        // Least recently judged first, also in fetching: when phase one's
+        // budget runs out (servers that stall), the uids it did not reach
+        // (`validator_error`, averages untouched) come first next round, so
+        // stalling uids cannot keep the same others unjudged round after round.
+        uids.into_iter().map(|(_, u, h)| (u, h)).collect()
     }
 
     /// This round's log records so far (none if it has no log yet).
@@ -829,6 +831,7 @@ impl Validator {
     fn merge(
         &mut self,
         mergeable: &mut Vec<u16>,
+        records: &[EvalRecord],
         round: &RoundPages,
         master_global: f64,
     ) -> Result<Option<f64>> {
@@ -841,7 +844,6 @@ impl Validator {
         merge.validate()?;
         // This round's records, from the log the validator publishes: the
         // scores (for score weights) and the keys and digests (lineage).
-        let records = super::log::read_log_file(self.log.round_path(round.deadline))?;
         let scored: Vec<(u16, f64)> = if merge.weighting == MergeWeighting::Uniform {
             mergeable.iter().map(|&uid| (uid, 1.0)).collect()
         } else {
@@ -894,7 +896,7 @@ impl Validator {
             outer.set_master(revision);
             publish_outer_state(&outer, self.bucket.as_ref(), &masters)?;
             let lineage = self.lineage(
-                &records,
+                records,
                 round.deadline,
                 block,
                 revision,
