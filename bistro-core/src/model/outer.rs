@@ -37,94 +37,28 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::util::atomic::write_atomic_with;
 
-/// What the master does with the merged delta `u = Σ wᵢ Δᵢ`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "rule", rename_all = "snake_case")]
-pub enum MergeRule {
-    /// `θ ← θ + u`: the weighted mean of the trained models.
-    Mean,
-    /// DiLoCo's outer Nesterov momentum: `m ← μ·m + u`,
-    /// `θ ← θ + lr·(u + μ·m)`.
-    Nesterov {
-        /// Outer learning rate (DiLoCo: 0.7).
-        lr: f32,
-        /// Momentum μ in `[0, 1)` (DiLoCo: 0.9).
-        momentum: f32,
-    },
+pub use crate::node::merge_rule::MergeRule;
+
+/// The rule as three numbers for the state file: kind (0 mean, 1
+/// Nesterov), lr, momentum.
+fn rule_to_meta(rule: MergeRule) -> [f32; 3] {
+    match rule {
+        MergeRule::Mean => [0.0, 0.0, 0.0],
+        MergeRule::Nesterov { lr, momentum } => [1.0, lr, momentum],
+    }
 }
 
-impl MergeRule {
-    /// DiLoCo's outer optimizer: Nesterov, lr 0.7, momentum 0.9.
-    pub const DILOCO: MergeRule = MergeRule::Nesterov {
-        lr: 0.7,
-        momentum: 0.9,
+/// The rule [`rule_to_meta`] wrote, if `meta` is one (and valid).
+fn rule_from_meta(meta: &[f32]) -> Option<MergeRule> {
+    let rule = match meta {
+        [k, _, _] if *k == 0.0 => MergeRule::Mean,
+        [k, lr, momentum] if *k == 1.0 => MergeRule::Nesterov {
+            lr: *lr,
+            momentum: *momentum,
+        },
+        _ => return None,
     };
-
-    /// Checks the numbers: `lr` finite and positive, `momentum` in `[0, 1)`.
-    pub fn validate(&self) -> Result<()> {
-        if let MergeRule::Nesterov { lr, momentum } = *self {
-            if !(lr.is_finite() && lr > 0.0) {
-                return Err(Error::InvalidArgument(format!(
-                    "merge rule: the outer learning rate must be finite and positive, got {lr}"
-                )));
-            }
-            if !(0.0..1.0).contains(&momentum) {
-                return Err(Error::InvalidArgument(format!(
-                    "merge rule: the momentum must be in [0, 1), got {momentum}"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether the rule keeps a momentum buffer.
-    pub fn has_momentum(&self) -> bool {
-        matches!(self, MergeRule::Nesterov { .. })
-    }
-
-    /// Parses `mean` or `nesterov-LR-MOMENTUM` (e.g. `nesterov-0.7-0.9`).
-    pub fn parse(s: &str) -> Option<MergeRule> {
-        if s == "mean" {
-            return Some(MergeRule::Mean);
-        }
-        let rest = s.strip_prefix("nesterov-")?;
-        let (lr, momentum) = rest.split_once('-')?;
-        let rule = MergeRule::Nesterov {
-            lr: lr.parse().ok()?,
-            momentum: momentum.parse().ok()?,
-        };
-        rule.validate().ok().map(|_| rule)
-    }
-
-    /// The rule as four numbers for the state file: kind (0 mean, 1
-    /// Nesterov), lr, momentum.
-    fn to_meta(self) -> [f32; 3] {
-        match self {
-            MergeRule::Mean => [0.0, 0.0, 0.0],
-            MergeRule::Nesterov { lr, momentum } => [1.0, lr, momentum],
-        }
-    }
-
-    fn from_meta(meta: &[f32]) -> Option<MergeRule> {
-        let rule = match meta {
-            [k, _, _] if *k == 0.0 => MergeRule::Mean,
-            [k, lr, momentum] if *k == 1.0 => MergeRule::Nesterov {
-                lr: *lr,
-                momentum: *momentum,
-            },
-            _ => return None,
-        };
-        rule.validate().ok().map(|_| rule)
-    }
-}
-
-impl std::fmt::Display for MergeRule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MergeRule::Mean => f.write_str("mean"),
-            MergeRule::Nesterov { lr, momentum } => write!(f, "nesterov-{lr}-{momentum}"),
-        }
-    }
+    rule.validate().ok().map(|_| rule)
 }
 
 /// How much each accepted delta counts in the merged sum.
@@ -318,7 +252,7 @@ impl OuterState {
         };
         let elements: u64 = self.momentum.values().map(|b| b.len() as u64).sum();
         let limits = Limits::for_model(elements + 4);
-        let [kind, lr, mu] = self.rule.to_meta();
+        let [kind, lr, mu] = rule_to_meta(self.rule);
         let meta = [OUTER_STATE_VERSION as f32, kind, lr, mu];
         write_atomic_with(path, |w| {
             let mut writer = DeltaWriter::new(w, &header, &limits)?;
@@ -375,7 +309,7 @@ impl OuterState {
                 supported: OUTER_STATE_VERSION.to_string(),
             });
         }
-        let rule = MergeRule::from_meta(&meta[1..])
+        let rule = rule_from_meta(&meta[1..])
             .ok_or_else(|| corrupt("meta", format!("{:?} is not a merge rule", &meta[1..])))?;
         let mut momentum = BTreeMap::new();
         for tensor in reader.tensors() {

@@ -3,13 +3,16 @@
 //!
 //! The protocol — rounds, deadlines, what a validator checks and in which
 //! order — is specified in `docs/protocol.md`. The pure parts
-//! ([`params`], [`fingerprint`], [`similarity`], [`rejection`], [`log`])
+//! ([`params`], [`fingerprint`], [`similarity`], [`rejection`], [`log`],
+//! [`lead`], the [`lineage`] record, [`merge_rule`])
 //! need no model; sealing uploads needs the `timelock` feature; the miner
 //! and the validator need the `torch` feature (which includes `timelock`).
 
 pub mod fingerprint;
 pub mod lead;
+pub mod lineage;
 pub mod log;
+pub mod merge_rule;
 pub mod params;
 pub mod rejection;
 pub mod similarity;
@@ -17,9 +20,6 @@ pub mod similarity;
 #[cfg(feature = "torch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod encoding;
-#[cfg(feature = "torch")]
-#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
-pub mod lineage;
 #[cfg(feature = "torch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod master;
