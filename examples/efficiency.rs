@@ -30,6 +30,7 @@ use bistro::chain::{Chain, LocalChain, LocalChainConfig, local::SubnetConfig};
 use bistro::chart::LineChart;
 use bistro::cli::{Args, Flag};
 use bistro::data::{Batch, PageSource, sample};
+use bistro::localnet::{LocalnetConfig, NETUID};
 use bistro::model::outer::{MergeConfig, MergeRule, MergeWeighting};
 use bistro::model::{self, Config, Device, Model, TrainConfig, Trainer};
 use bistro::node::miner::{Miner, MinerConfig, training_pages};
@@ -121,10 +122,10 @@ const FLAGS: &[Flag] = &[
 
 /// Held-out pages every run is measured on (the validator's count).
 const HELDOUT_PAGES: usize = 16;
-/// Pages per miner window and blocks per epoch (as the local network).
-const WINDOW_PAGES: u64 = 8;
-const EPOCH_BLOCKS: u64 = 30;
-const NETUID: u16 = 1;
+/// The protocol parameters: the local network's (`LocalnetConfig::params`).
+fn subnet_params(data: &dyn PageSource) -> Result<SubnetParams> {
+    LocalnetConfig::default().params(data)
+}
 
 fn main() -> ExitCode {
     let args = Args::from_env(
@@ -350,9 +351,7 @@ fn run_network(
         &LocalChainConfig::manual(genesis),
     )?);
     chain.add_subnet(NETUID, SubnetConfig::default())?;
-    let mut params = SubnetParams::new(NETUID, data.params(WINDOW_PAGES, EPOCH_BLOCKS, 2)?);
-    params.weights_interval_blocks = params.round_blocks;
-    params.validate()?;
+    let params = subnet_params(data.as_ref())?;
     let seq_len = params.seq_len;
     let coldkey = keypair(s.seed, "coldkey")?.public();
     let validator_key = keypair(s.seed, "validator")?;
@@ -513,7 +512,7 @@ fn run_trainer(
     label: &str,
 ) -> Result<(Curve, f64)> {
     let started = std::time::Instant::now();
-    let seq_len = SubnetParams::new(NETUID, data.params(WINDOW_PAGES, EPOCH_BLOCKS, 2)?).seq_len;
+    let seq_len = subnet_params(data.as_ref())?.seq_len;
     let model = Model::load(genesis, config.clone(), device)?;
     let mut trainer = Trainer::new(model, train_config(s))?;
     let mut curve = Curve {

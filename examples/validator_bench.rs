@@ -103,7 +103,7 @@ fn run(args: &Args) -> Result<()> {
     )?);
     chain.add_subnet(1, SubnetConfig::default())?;
     let data: Arc<dyn PageSource> = Arc::new(sample::train()?);
-    let params = SubnetParams::new(1, data.params(8, 1000, 2)?);
+    let params = SubnetParams::new(1, data.params(8, SubnetParams::DEFAULT_ROUND_BLOCKS, 2)?);
     let config = Config::preset(&preset)?;
     let key = |i: u8| Keypair::from_seed([i + 1; 32]);
     let validator_key = key(0)?;

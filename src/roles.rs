@@ -114,8 +114,10 @@ impl Setup {
                     HttpOptions::default(),
                 )?);
                 let preset = args.extra("model.preset").unwrap_or("150m");
-                let mut params = SubnetParams::new(args.netuid, data.params(100, 300, 2)?);
-                params.round_blocks = 25;
+                // A new window every round (epochs as long as a round).
+                let round_blocks = 25;
+                let mut params = SubnetParams::new(args.netuid, data.params(100, round_blocks, 2)?);
+                params.round_blocks = round_blocks;
                 params.weights_interval_blocks = 100;
                 params.seq_len = 1024;
                 Ok(Setup {
@@ -195,7 +197,10 @@ fn embedded(args: &Args, role: Role, chain_dir: &Path, device: Device) -> Result
     let bucket: Box<dyn Bucket> = Box::new(LocalBucket::create(parent.join(&name))?);
     let commitment = BucketCommitment::local(&parent, &name)?;
     let data: Arc<dyn PageSource> = Arc::new(sample::train()?);
-    let mut params = SubnetParams::new(args.netuid, data.params(24, 30, 2)?);
+    let mut params = SubnetParams::new(
+        args.netuid,
+        data.params(24, SubnetParams::DEFAULT_ROUND_BLOCKS, 2)?,
+    );
     params.weights_interval_blocks = params.round_blocks;
     let preset = args.extra("model.preset").unwrap_or("tiny");
     Ok(Setup {

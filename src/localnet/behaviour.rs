@@ -50,11 +50,17 @@ pub enum Behaviour {
     /// delta a byte at a time: it costs the validator its download budget
     /// every round and is never judged.
     Staller,
+    /// Trains once, on its window of its first round (as the honest dense
+    /// miner trains), and from the next round on uploads that same work
+    /// every round, re-signed against the current master: paid, if at all,
+    /// for work done once. Windows change every round, so the replay never
+    /// meets the window it was trained for (`docs/incentive.md`).
+    Replayer,
 }
 
 impl Behaviour {
     /// The default cast: two honest miners and one of each adversary.
-    pub const CAST: [Behaviour; 16] = [
+    pub const CAST: [Behaviour; 17] = [
         Behaviour::HonestDense,
         Behaviour::HonestTopK,
         Behaviour::Lazy,
@@ -71,7 +77,13 @@ impl Behaviour {
         Behaviour::ScaleDown,
         Behaviour::Backdater,
         Behaviour::Staller,
+        Behaviour::Replayer,
     ];
+
+    /// The behaviour called `name` (as [`name`](Self::name) spells it).
+    pub fn parse(name: &str) -> Option<Behaviour> {
+        Behaviour::CAST.into_iter().find(|b| b.name() == name)
+    }
 
     /// Whether this is an honest miner.
     pub fn is_honest(self) -> bool {
@@ -115,6 +127,7 @@ impl Behaviour {
             Behaviour::ScaleDown => "scale-0.5x",
             Behaviour::Backdater => "backdater",
             Behaviour::Staller => "staller",
+            Behaviour::Replayer => "replayer",
         }
     }
 }

@@ -77,6 +77,8 @@ pub struct Participant {
     bucket_root: PathBuf,
     scratch: PathBuf,
     miner: Option<Miner>,
+    /// The replayer's one piece of work, once done.
+    kept: Option<Vec<Values>>,
 }
 
 impl Participant {
@@ -97,6 +99,7 @@ impl Participant {
             bucket: Box::new(bucket),
             scratch,
             miner,
+            kept: None,
         }
     }
 
@@ -132,15 +135,7 @@ impl Participant {
             Behaviour::OtherWindow => {
                 // The next uid's window.
                 let other = self.uid.wrapping_add(1);
-                let epoch = ctx.params.pages.epoch_of(ctx.deadline);
-                let theirs = window(&ctx.params.pages, other, epoch)?.to_vec();
-                let mut rng = SplitMix(ctx.round ^ u64::from(self.uid) << 32);
-                let per_step = 2;
-                let delta = self.train_delta(ctx, |_| {
-                    (0..per_step)
-                        .map(|_| theirs[(rng.next_u64() % theirs.len() as u64) as usize])
-                        .collect()
-                })?;
+                let delta = self.train_on_window(ctx, other)?;
                 let up = self.upload_tensors(ctx, &delta)?;
                 Ok(format!(
                     "trained on uid {other}'s window, uploaded {} bytes",
@@ -156,6 +151,18 @@ impl Participant {
                 Ok(format!(
                     "trained on random pages, uploaded {} bytes",
                     up.size
+                ))
+            }
+            Behaviour::Replayer => {
+                let Some(kept) = self.kept.take() else {
+                    self.kept = Some(self.train_on_window(ctx, self.uid)?);
+                    return Ok("trained on its window; uploads that work from now on".into());
+                };
+                let up = self.upload_tensors(ctx, &kept);
+                self.kept = Some(kept);
+                Ok(format!(
+                    "re-uploaded its first round's work against the current master ({} bytes)",
+                    up?.size
                 ))
             }
             Behaviour::Backdater => {
@@ -217,6 +224,19 @@ impl Participant {
             });
         }
         Ok(out)
+    }
+
+    /// Trains as [`train_delta`](Self::train_delta) on random pages of
+    /// `uid`'s window for the round's deadline, two pages per step.
+    fn train_on_window(&self, ctx: &RoundContext<'_>, uid: u16) -> Result<Vec<Values>> {
+        let epoch = ctx.params.pages.epoch_of(ctx.deadline);
+        let pages = window(&ctx.params.pages, uid, epoch)?.to_vec();
+        let mut rng = SplitMix(ctx.round ^ u64::from(self.uid) << 32);
+        self.train_delta(ctx, |_| {
+            (0..2)
+                .map(|_| pages[(rng.next_u64() % pages.len() as u64) as usize])
+                .collect()
+        })
     }
 
     /// The newest delta of `victim` whose content can be read now: one from

@@ -66,7 +66,11 @@ pub fn reopen(root: &Path, adjust: impl FnOnce(&mut SubnetParams)) -> Net {
         LocalChain::open_or_create(root.join("chain"), &LocalChainConfig::manual([3; 32])).unwrap(),
     );
     let data: Arc<dyn PageSource> = Arc::new(sample::train().unwrap());
-    let mut params = SubnetParams::new(1, data.params(8, 1000, 2).unwrap());
+    let mut params = SubnetParams::new(
+        1,
+        data.params(8, SubnetParams::DEFAULT_ROUND_BLOCKS, 2)
+            .unwrap(),
+    );
     adjust(&mut params);
     Net {
         root: root.to_path_buf(),

@@ -46,13 +46,16 @@ fn default_failover_rounds() -> u64 {
 }
 
 impl SubnetParams {
+    /// The round length [`new`](Self::new) sets, in blocks.
+    pub const DEFAULT_ROUND_BLOCKS: u64 = 10;
+
     /// Parameters for the dataset `pages`, with the defaults of the embedded
     /// local network for the rest.
     pub fn new(netuid: u16, pages: DatasetParams) -> Self {
         SubnetParams {
             netuid,
             pages,
-            round_blocks: 10,
+            round_blocks: Self::DEFAULT_ROUND_BLOCKS,
             local_pages: 8,
             global_pages: 8,
             seq_len: 128,
@@ -71,6 +74,16 @@ impl SubnetParams {
         let bad = |what: String| Err(Error::InvalidArgument(format!("subnet params: {what}")));
         if self.round_blocks == 0 {
             return bad("round_blocks must be at least 1".into());
+        }
+        if self.pages.epoch_blocks > self.round_blocks {
+            // Each deadline must have a window of its own: with longer
+            // epochs a delta trained once keeps its specific gain for
+            // several rounds and is paid again when re-uploaded.
+            return bad(format!(
+                "epoch_blocks {} is longer than a round ({} blocks): windows must change \
+                 every round, or one round's work can be re-uploaded and paid again",
+                self.pages.epoch_blocks, self.round_blocks
+            ));
         }
         if self.failover_rounds == 0 {
             return bad("failover_rounds must be at least 1".into());
@@ -125,7 +138,7 @@ mod tests {
                 dataset_id: Digest::of(b"d"),
                 num_pages: 100,
                 window_pages: 10,
-                epoch_blocks: 50,
+                epoch_blocks: 10,
                 reveal_delay_blocks: 2,
             },
         )
@@ -153,5 +166,27 @@ mod tests {
         let mut p = params();
         p.ema_alpha = 0.0;
         assert!(p.validate().is_err());
+        // A window that outlives a round would let one round's work be paid
+        // again in the next.
+        let mut p = params();
+        p.pages.epoch_blocks = p.round_blocks + 1;
+        assert!(p.validate().is_err());
+        p.pages.epoch_blocks = p.round_blocks;
+        p.validate().unwrap();
+    }
+
+    #[test]
+    fn every_deadline_has_a_window_of_its_own() {
+        // With E <= R, consecutive deadlines fall in different epochs.
+        for (round, epoch) in [(10, 10), (10, 3), (25, 25), (7, 1)] {
+            let mut p = params();
+            p.round_blocks = round;
+            p.pages.epoch_blocks = epoch;
+            p.validate().unwrap();
+            let deadlines: Vec<u64> = (1..50).map(|k| k * round).collect();
+            for pair in deadlines.windows(2) {
+                assert_ne!(p.pages.epoch_of(pair[0]), p.pages.epoch_of(pair[1]));
+            }
+        }
     }
 }
