@@ -1,17 +1,18 @@
 //! The main demo: a whole bistro network on one machine, no network access,
-//! no accounts. A local chain, a validator and eight miners — two honest,
-//! six adversaries (lazy, noise, copier, poisoner, stale, corrupt) — train
-//! the tiny model on the sample corpus for a few rounds. Prints a table per
+//! no accounts. A local chain, a validator and seventeen miners — two honest
+//! and one of each adversary of `Behaviour::CAST` — train the tiny model on
+//! the sample corpus for a few rounds. Prints a table per
 //! round and writes charts of the weights and of the master's loss.
 //!
 //! ```text
-//! cargo run --release --example localnet -- [--rounds N] [--dir DIR] [--steps N]
+//! cargo run --release --example localnet -- [--rounds N] [--dir DIR] [--steps N] [--cast NAMES]
+//!     [--validators 50,30,20] [--tamper_after ROUND] [--silence_lead ROUND:N]
 //! ```
 
 use std::process::ExitCode;
 
 use bistro::cli::{Args, Flag};
-use bistro::localnet::{Localnet, LocalnetConfig};
+use bistro::localnet::{Behaviour, Localnet, LocalnetConfig};
 
 const FLAGS: &[Flag] = &[
     Flag {
@@ -31,6 +32,30 @@ const FLAGS: &[Flag] = &[
         value: "N",
         help: "training steps per miner per round",
         default: Some("8"),
+    },
+    Flag {
+        name: "cast",
+        value: "NAMES",
+        help: "the miners, comma-separated (default: every behaviour once)",
+        default: None,
+    },
+    Flag {
+        name: "validators",
+        value: "STAKES",
+        help: "one validator per stake, most first (comma-separated)",
+        default: Some("50,30,20"),
+    },
+    Flag {
+        name: "tamper_after",
+        value: "ROUND",
+        help: "after this round the lead forges its newest master's lineage record",
+        default: None,
+    },
+    Flag {
+        name: "silence_lead",
+        value: "ROUND:N",
+        help: "after this round the lead stops for N rounds, then comes back",
+        default: None,
     },
     Flag {
         name: "preset",
@@ -64,6 +89,35 @@ fn run(args: &Args) -> bistro::Result<bool> {
     if let Some(dir) = args.extra("dir") {
         config.dir = dir.into();
     }
+    if let Some(cast) = args.extra("cast") {
+        config.cast = cast
+            .split(',')
+            .map(|name| {
+                Behaviour::parse(name.trim()).ok_or_else(|| {
+                    bistro::Error::InvalidArgument(format!("--cast: no behaviour named {name:?}"))
+                })
+            })
+            .collect::<bistro::Result<_>>()?;
+    }
+    if let Some(stakes) = args.extra("validators") {
+        config.validator_stakes = stakes
+            .split(',')
+            .map(|s| {
+                s.trim().parse().map_err(|_| {
+                    bistro::Error::InvalidArgument(format!("--validators: {s:?} is not a stake"))
+                })
+            })
+            .collect::<bistro::Result<_>>()?;
+    }
+    config.tamper_after_round = args.extra_parsed("tamper_after")?;
+    if let Some(silence) = args.extra("silence_lead") {
+        let bad = || bistro::Error::InvalidArgument(format!("--silence_lead {silence:?}: ROUND:N"));
+        let (after, rounds) = silence.split_once(':').ok_or_else(bad)?;
+        config.silence_lead = Some((
+            after.parse().map_err(|_| bad())?,
+            rounds.parse().map_err(|_| bad())?,
+        ));
+    }
     if let Some(preset) = args.extra("preset") {
         config.preset = preset.into();
     }
@@ -83,9 +137,23 @@ fn run(args: &Args) -> bistro::Result<bool> {
         summary.heldout_loss_end,
         summary.inexact_restores
     );
+    println!(
+        "validators (the miners follow {} at the end):",
+        summary.final_lead
+    );
+    for v in &summary.validators {
+        let last = v.vtrust.iter().rev().flatten().next();
+        println!(
+            "  {:<12} {:>3.0}% of the stake, vtrust {}, verdicts: {}",
+            v.name,
+            100.0 * v.stake_share,
+            last.map_or("-".into(), |t| format!("{t:.3}")),
+            v.verdicts.join(", ")
+        );
+    }
     let dir = net.dir().display();
     println!(
-        "charts: {dir}/weights.svg, {dir}/loss.svg; evaluation log: {}",
+        "charts: {dir}/weights.svg, {dir}/loss.svg, {dir}/vtrust.svg; evaluation log: {}",
         net.validator().log_dir().display()
     );
     Ok(summary.honest_beat_adversaries() && summary.adversary_share <= 0.05)

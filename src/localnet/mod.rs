@@ -1,30 +1,37 @@
-//! A whole bistro network on one machine: a local chain, a validator and a
-//! cast of miners — honest ones and every adversary the incentive must
-//! withstand — each in its own thread, with local buckets and the sample
-//! corpus. `examples/localnet.rs` runs it; `tests/localnet.rs` checks what
-//! it shows.
+//! A whole bistro network on one machine: a local chain with commit-reveal
+//! weights, validators with different stakes (by default three: 50 %, 30 %,
+//! 20 %) and a cast of miners — honest ones and every adversary the
+//! incentive must withstand — each in its own thread, with local buckets and
+//! the sample corpus. `examples/localnet.rs` runs it; `tests/localnet.rs`
+//! checks what it shows.
 //!
 //! Rounds run in lock step so the result does not depend on how fast the
 //! machine is: the miners work (in parallel), then the chain is advanced to
-//! the round's deadline and reveal block, then the validator judges the
-//! round. The miner and validator are the SDK's own [`Miner`] and
-//! [`Validator`]; the examples run the same types against a real clock.
+//! the round's deadline and reveal block, then the validators judge the
+//! round, each in its own thread. The lead publishes masters; the
+//! followers verify each before judging against it
+//! ([`bistro_core::node::lead`]). The miner
+//! and validator are the SDK's own [`Miner`] and [`Validator`]; the examples
+//! run the same types against a real clock.
 
 mod behaviour;
 mod participant;
 mod report;
 pub mod s3_server;
+mod tamper;
+mod validators;
 
 use s3_server::Fault;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use crate::rounds::{print_round, write_charts};
 pub use behaviour::Behaviour;
 pub use participant::{Participant, RoundContext};
-pub use report::Summary;
+pub use report::{Summary, ValidatorSummary};
+pub use tamper::forge_newest_lineage;
+pub use validators::round_vtrust;
 
 use bistro_core::chain::{Chain, LocalChain, LocalChainConfig, local::SubnetConfig};
 use bistro_core::data::{PageSource, sample};
@@ -34,13 +41,16 @@ use bistro_core::identity::Keypair;
 use bistro_core::model::{self, Config, Device, TrainConfig};
 use bistro_core::node::master::{LocalMaster, publish_model};
 use bistro_core::node::miner::{Miner, MinerConfig};
-use bistro_core::node::validator::{FetchBudget, RoundReport, Validator, ValidatorConfig};
+use bistro_core::node::validator::{RoundReport, Validator};
 use bistro_core::node::{DeltaEncoding, SubnetParams};
 use bistro_core::storage::keys::publish_master;
 use bistro_core::storage::{Bucket, BucketCommitment, EndpointPolicy, LocalBucket};
 
 /// Each miner's one-line account of a round (or why it failed), by uid.
 pub type Accounts = Vec<(u16, Result<String>)>;
+
+/// Each validator's report of a round, in stake order (`None`: it was silent).
+pub type Reports = Vec<Option<RoundReport>>;
 
 /// The subnet the local network runs.
 pub const NETUID: u16 = 1;
@@ -66,6 +76,18 @@ pub struct LocalnetConfig {
     pub learning_rate: f64,
     /// Seeds keys, the chain and the genesis master.
     pub seed: u64,
+    /// The validators' stakes, in any unit (shares of their sum count):
+    /// one validator per entry, the first named `validator`.
+    pub validator_stakes: Vec<u64>,
+    /// After this round (1-based), the lead forges the lineage record of
+    /// its newest master ([`forge_newest_lineage`]): its followers must
+    /// refuse that master and the next validator by stake must take over.
+    pub tamper_after_round: Option<u64>,
+    /// `(after, rounds)`: after round `after` (1-based) the validator that
+    /// leads then stops (no snapshot, no judging, nothing published) for
+    /// `rounds` rounds, then comes back. The next validator by stake takes
+    /// over once the silence outlasts `failover_rounds`.
+    pub silence_lead: Option<(u64, u64)>,
 }
 
 impl Default for LocalnetConfig {
@@ -80,6 +102,9 @@ impl Default for LocalnetConfig {
             window_pages: 8,
             learning_rate: 3e-3,
             seed: 7,
+            validator_stakes: vec![50, 30, 20],
+            tamper_after_round: None,
+            silence_lead: None,
         }
     }
 }
@@ -90,7 +115,14 @@ pub struct Localnet {
     chain: Arc<LocalChain>,
     params: SubnetParams,
     model: Config,
-    validator: Validator,
+    /// In stake order (the first has the most).
+    validators: Vec<Validator>,
+    /// Their names (bucket and work folder).
+    validator_names: Vec<String>,
+    /// The validator whose masters the miners follow (index).
+    lead: usize,
+    /// The silenced validator and the last round (1-based) it is silent.
+    silenced: Option<(usize, u64)>,
     participants: Vec<Participant>,
     data: Arc<dyn PageSource>,
     /// How the honest miners train (adversaries that train use it too).
@@ -99,7 +131,8 @@ pub struct Localnet {
     stale_mirror: Box<dyn Bucket>,
     last_seen_master: Option<LocalMaster>,
     round: u64,
-    reports: Vec<RoundReport>,
+    /// Per round, every validator's report (in stake order; `None`: silent).
+    reports: Vec<Reports>,
     /// The storage servers miners run themselves (the staller's).
     _servers: Vec<s3_server::FaultServer>,
 }
@@ -123,12 +156,13 @@ fn local_bucket(dir: &Path, name: &str) -> Result<(LocalBucket, BucketCommitment
 impl LocalnetConfig {
     /// The subnet's protocol parameters on the pages of `data` (the table
     /// of `docs/protocol.md`, which `tests/protocol_doc.rs` compares with
-    /// this): windows of `window_pages`, epochs of 30 blocks, `D = 2`,
+    /// this): windows of `window_pages`, a new window every round (epochs
+    /// as long as a round), `D = 2`,
     /// weights every round, the rest [`SubnetParams::new`]'s defaults.
     pub fn params(&self, data: &dyn PageSource) -> Result<SubnetParams> {
-        let epoch_blocks = 30;
+        let round_blocks = SubnetParams::DEFAULT_ROUND_BLOCKS;
         let mut params =
-            SubnetParams::new(NETUID, data.params(self.window_pages, epoch_blocks, 2)?);
+            SubnetParams::new(NETUID, data.params(self.window_pages, round_blocks, 2)?);
         params.weights_interval_blocks = params.round_blocks;
         params.validate()?;
         Ok(params)
@@ -162,37 +196,9 @@ impl Localnet {
         let params = config.params(data.as_ref())?;
 
         let coldkey = keypair(config.seed, "coldkey")?.public();
-        let validator_key = keypair(config.seed, "validator")?;
-        chain.register(NETUID, &validator_key.public(), &coldkey, 1_000_000_000_000)?;
-        let (bucket, commitment) = local_bucket(&dir, "validator")?;
-        let validator_config = ValidatorConfig {
-            params: params.clone(),
-            model: model.clone(),
-            device: Device::Cpu,
-            work_dir: dir.join("validator"),
-            uids_per_round: 0,
-            genesis_seed: config.seed,
-            heldout_pages: 16,
-            merge: Default::default(),
-        };
         let chain_dyn: Arc<dyn Chain> = chain.clone();
-        let validator = Validator::new(
-            chain_dyn.clone(),
-            Box::new(bucket),
-            commitment,
-            validator_key,
-            data.clone(),
-            validator_config,
-        )?
-        .with_heldout(heldout)
-        // Local buckets are file:// folders (and the staller's server is on
-        // 127.0.0.1).
-        .with_endpoint_policy(EndpointPolicy::Any)
-        // Deltas here are small and local: 5 s is ample for an honest one.
-        .with_fetch_budget(FetchBudget {
-            per_uid_base: Duration::from_secs(5),
-            ..FetchBudget::default()
-        });
+        let (validators, validator_names) =
+            validators::setup(&config, &dir, &chain, &params, &model, &data, &heldout)?;
 
         let (stale_mirror, _) = local_bucket(&dir, "stale-mirror")?;
         let stale_mirror: Box<dyn Bucket> = Box::new(stale_mirror);
@@ -274,7 +280,10 @@ impl Localnet {
             chain,
             params,
             model,
-            validator,
+            validators,
+            validator_names,
+            lead: 0,
+            silenced: None,
             participants,
             data,
             train,
@@ -291,9 +300,20 @@ impl Localnet {
         &self.participants
     }
 
-    /// The validator.
+    /// The validator whose masters the miners follow: the lead of the last
+    /// round (the first validator before any round).
     pub fn validator(&self) -> &Validator {
-        &self.validator
+        &self.validators[self.lead]
+    }
+
+    /// Every validator, in stake order.
+    pub fn validators(&self) -> &[Validator] {
+        &self.validators
+    }
+
+    /// The name of validator `i` (its bucket and work folder).
+    pub fn validator_name(&self, i: usize) -> &str {
+        &self.validator_names[i]
     }
 
     /// The chain.
@@ -301,9 +321,16 @@ impl Localnet {
         &self.chain
     }
 
-    /// Reports of the rounds run so far.
-    pub fn reports(&self) -> &[RoundReport] {
+    /// Per round run so far, every validator's report (in stake order;
+    /// `None` for a validator that was silent).
+    pub fn reports(&self) -> &[Reports] {
         &self.reports
+    }
+
+    /// Whether validator `i` is silent in round `round` (1-based).
+    fn is_silent(&self, i: usize, round: u64) -> bool {
+        self.silenced
+            .is_some_and(|(j, until)| j == i && round <= until)
     }
 
     /// The configuration.
@@ -320,10 +347,14 @@ impl Localnet {
     }
 
     /// Runs one round: every miner works, the chain moves to the deadline
-    /// and the reveal block, the validator judges. Returns the validator's
-    /// report and each miner's one-line account.
-    pub fn run_round(&mut self) -> Result<(RoundReport, Accounts)> {
-        let master = self.validator.master().clone();
+    /// and the reveal block, the validators judge (each in its own thread).
+    /// Returns every validator's report (in stake order; `None` for a
+    /// silent one) and each miner's one-line account.
+    pub fn run_round(&mut self) -> Result<(Reports, Accounts)> {
+        let active: Vec<bool> = (0..self.validators.len())
+            .map(|i| !self.is_silent(i, self.round + 1))
+            .collect();
+        let master = self.validator().master().clone();
         self.update_stale_mirror(&master)?;
         let block = self.chain.block()?.number;
         let deadline = self.params.deadline_after(block);
@@ -362,7 +393,9 @@ impl Localnet {
         // block exists; then the reveal block; then the late ones act.
         self.chain
             .advance(deadline.saturating_sub(self.chain.block()?.number))?;
-        self.validator.snapshot(deadline)?;
+        for (v, _) in self.validators.iter_mut().zip(&active).filter(|(_, a)| **a) {
+            v.snapshot(deadline)?;
+        }
         let reveal = self.params.reveal_block(deadline);
         self.chain
             .advance(reveal.saturating_sub(self.chain.block()?.number))?;
@@ -371,19 +404,50 @@ impl Localnet {
         accounts.sort_by_key(|(uid, _)| *uid);
 
         let started = std::time::Instant::now();
-        // The validator has the machine to itself while it judges.
-        model::set_threads(2);
-        let report = self.validator.run_round(deadline);
-        model::set_threads(1);
-        let report = report?;
+        let reports = judge_all(&mut self.validators, &active, deadline)?;
         println!(
-            "  (miners {:.1} s, validator {:.1} s)",
+            "  (miners {:.1} s, validators {:.1} s)",
             miners_took.as_secs_f64(),
             started.elapsed().as_secs_f64()
         );
-        self.reports.push(report.clone());
+        self.lead = self.find_lead()?;
+        self.reports.push(reports.clone());
         self.round += 1;
-        Ok((report, accounts))
+        if self.config.tamper_after_round == Some(self.round) {
+            let name = &self.validator_names[self.lead];
+            let forged = forge_newest_lineage(&local_bucket(&self.config.dir, name)?.0)?;
+            println!(
+                "  {name} forged the lineage record of its newest master {}",
+                forged.short()
+            );
+        }
+        if let Some((after, rounds)) = self.config.silence_lead
+            && after == self.round
+        {
+            self.silenced = Some((self.lead, after.saturating_add(rounds)));
+            println!(
+                "  {} stops for {rounds} rounds (no snapshot, no judging, nothing published)",
+                self.validator_names[self.lead]
+            );
+        }
+        Ok((reports, accounts))
+    }
+
+    /// The validator the miners follow now (the rule of
+    /// [`bistro_core::node::lead`]); the last lead when none qualifies.
+    fn find_lead(&self) -> Result<usize> {
+        let metagraph = self.chain.metagraph(NETUID)?;
+        let now = self.chain.block()?.number;
+        let lead = bistro_core::node::lead::find_lead(
+            self.chain.as_ref(),
+            &metagraph,
+            &self.params,
+            now,
+            EndpointPolicy::Any,
+        )?;
+        Ok(lead
+            .and_then(|l| self.validators.iter().position(|v| v.hotkey() == l.hotkey))
+            .unwrap_or(self.lead))
     }
 
     /// Publishes into the stale miner's mirror the master before `current`,
@@ -407,24 +471,33 @@ impl Localnet {
 
     /// The revision of the current master.
     pub fn master_revision(&self) -> Digest {
-        self.validator.master().revision()
+        self.validator().master().revision()
     }
 
-    /// Runs the configured number of rounds, printing a table per round,
-    /// then writes `weights.svg`, `loss.svg` and `summary.json` into the
+    /// Runs the configured number of rounds, printing a table per round
+    /// (the lead's judgement, then every validator's view), then writes
+    /// `weights.svg`, `loss.svg`, `vtrust.svg` and `summary.json` into the
     /// network's folder.
     pub fn run(&mut self) -> Result<Summary> {
-        let heldout_start = self.validator.heldout_loss()?.unwrap_or(f64::NAN);
+        let heldout_start = self.validators[0].heldout_loss()?.unwrap_or(f64::NAN);
         println!(
-            "local network in {}: {} miners, model {} ({} parameters), held-out loss {heldout_start:.4}",
+            "local network in {}: {} miners, {} validators (stakes {:?}), model {} ({} parameters), \
+             held-out loss {heldout_start:.4}",
             self.config.dir.display(),
             self.participants.len(),
+            self.validators.len(),
+            self.config.validator_stakes,
             self.config.preset,
             self.model.parameter_count()
         );
+        let stakes = self.stakes();
+        let mut vtrust = Vec::new();
+        // The report printed and charted per round: the lead's.
+        let mut shown = Vec::new();
         for i in 0..self.config.rounds {
             let started = std::time::Instant::now();
-            let (report, accounts) = self.run_round()?;
+            let lead_before = self.lead;
+            let (reports, accounts) = self.run_round()?;
             println!(
                 "\n== round {}/{} ({:.1} s)",
                 i + 1,
@@ -438,32 +511,64 @@ impl Localnet {
                     Err(e) => println!("  uid {uid} {who}: failed: {e}"),
                 }
             }
-            print_round(&report, |u| {
+            let Some(report) = reports[lead_before]
+                .as_ref()
+                .or_else(|| reports.iter().flatten().next())
+            else {
+                println!("  every validator was silent");
+                vtrust.push(vec![None; reports.len()]);
+                continue;
+            };
+            print_round(report, |u| {
                 self.behaviour_of(u).map_or("?".into(), |b| b.name().into())
             });
+            shown.push(report.clone());
+            let round_vtrust = validators::vtrust_of_round(&stakes, &reports)?;
+            validators::print_validators(
+                &self.validator_names,
+                &self.validators,
+                &stakes,
+                &reports,
+                &round_vtrust,
+            );
+            vtrust.push(round_vtrust);
         }
-        let summary = self.summary(heldout_start)?;
-        write_charts(
-            &self.config.dir,
-            &self.reports,
-            Some(heldout_start),
-            |uid| {
-                let name = self.behaviour_of(uid).map_or("?", |b| b.name());
-                format!("uid {uid} {name}")
-            },
-        )?;
+        let summary = self.summary(heldout_start, vtrust.clone())?;
+        write_charts(&self.config.dir, &shown, Some(heldout_start), |uid| {
+            let name = self.behaviour_of(uid).map_or("?", |b| b.name());
+            format!("uid {uid} {name}")
+        })?;
+        validators::write_vtrust_chart(&self.config.dir, &self.validator_names, &vtrust)?;
         let json = serde_json::to_vec_pretty(&summary)
             .map_err(|e| Error::InvalidArgument(format!("summary: {e}")))?;
         bistro_core::storage::write_file_atomic(&self.config.dir.join("summary.json"), &json)?;
         Ok(summary)
     }
 
-    /// What the network shows: final weights (as set on the chain, after
-    /// advancing it past the reveal of the last commit), the
-    /// adversaries' share, the master's held-out loss before and after, and
-    /// the checks that no rejected delta changed the master.
-    pub fn summary(&self, heldout_start: f64) -> Result<Summary> {
-        let me = self.validator.hotkey();
+    /// The name of the validator with `hotkey` (`?` if none is).
+    fn name_of(&self, hotkey: &bistro_core::PublicKey) -> &str {
+        self.validators
+            .iter()
+            .position(|v| v.hotkey() == *hotkey)
+            .map_or("?", |j| self.validator_names[j].as_str())
+    }
+
+    /// The validators' configured stakes, as numbers.
+    fn stakes(&self) -> Vec<f64> {
+        self.config
+            .validator_stakes
+            .iter()
+            .map(|&s| s as f64)
+            .collect()
+    }
+
+    /// What the network shows: final weights (the lead's, as set on the
+    /// chain, after advancing it past the reveal of the last commit), the
+    /// adversaries' share, the master's held-out loss before and after, the
+    /// checks that no rejected delta changed the master, and each
+    /// validator's verdicts and vtrust (`vtrust`: per round, per validator).
+    pub fn summary(&self, heldout_start: f64, vtrust: Vec<Vec<Option<f64>>>) -> Result<Summary> {
+        let me = self.validator().hotkey();
         // The subnet uses commit-reveal: let the chain reveal the last
         // commit before reading what it shows.
         self.chain.advance_past_reveals()?;
@@ -491,23 +596,65 @@ impl Localnet {
             .filter(|w| !w.1.starts_with("honest"))
             .map(|w| w.2)
             .sum();
-        let log = bistro_core::node::log::read_log(self.validator.log_dir())?;
-        let inexact_restores = log
-            .iter()
-            .filter(|r| r.restored_exact == Some(false))
-            .count();
+        let mut inexact_restores = 0;
+        for v in &self.validators {
+            inexact_restores += bistro_core::node::log::read_log(v.log_dir())?
+                .iter()
+                .filter(|r| r.restored_exact == Some(false))
+                .count();
+        }
         let unexplained_master_changes = self
             .reports
             .iter()
+            .flatten()
+            .flatten()
             .filter(|r| r.master_after != r.master_before && !r.rows.iter().any(|row| row.merged))
             .count();
+        let total_stake: f64 = self.stakes().iter().sum();
+        let validators = self
+            .validator_names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| ValidatorSummary {
+                name: name.clone(),
+                stake_share: self.stakes()[i] / total_stake,
+                verdicts: self
+                    .reports
+                    .iter()
+                    .map(|r| match &r[i] {
+                        None => "silent".into(),
+                        Some(r) => r.lead.as_ref().map_or("-".into(), |l| l.verdict.clone()),
+                    })
+                    .collect(),
+                leads: self
+                    .reports
+                    .iter()
+                    .map(|r| {
+                        r[i].as_ref()
+                            .and_then(|r| r.lead.as_ref())
+                            .map_or("-".into(), |l| self.name_of(&l.lead).into())
+                    })
+                    .collect(),
+                judged_against: self
+                    .reports
+                    .iter()
+                    .map(|r| {
+                        r[i].as_ref()
+                            .map_or("-".into(), |r| r.master_before.to_hex())
+                    })
+                    .collect(),
+                vtrust: vtrust.iter().map(|v| v[i]).collect(),
+            })
+            .collect();
         Ok(Summary {
             final_weights,
             adversary_share,
             heldout_loss_start: heldout_start,
-            heldout_loss_end: self.validator.heldout_loss()?.unwrap_or(f64::NAN),
+            heldout_loss_end: self.validator().heldout_loss()?.unwrap_or(f64::NAN),
             inexact_restores,
             unexplained_master_changes,
+            final_lead: self.validator_names[self.lead].clone(),
+            validators,
         })
     }
 
@@ -515,6 +662,42 @@ impl Localnet {
     pub fn dir(&self) -> &Path {
         &self.config.dir
     }
+}
+
+/// Every `active` validator judges the round at `deadline`, each in its
+/// own thread (as validators on a subnet do, none waiting for another):
+/// each checks the lead's master on its own. One alone has the machine's
+/// two threads. `None` for the others.
+fn judge_all(validators: &mut [Validator], active: &[bool], deadline: u64) -> Result<Reports> {
+    let working = active.iter().filter(|a| **a).count();
+    let threads = if working == 1 { 2 } else { 1 };
+    let reports = std::thread::scope(|scope| {
+        let handles: Vec<_> = validators
+            .iter_mut()
+            .zip(active)
+            .map(|(v, &active)| {
+                active.then(|| {
+                    scope.spawn(move || {
+                        model::set_threads(threads);
+                        v.run_round(deadline)
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::InvalidArgument("a validator panicked".into()))
+                    })
+                })
+                .transpose()
+            })
+            .collect::<Result<Reports>>()
+    });
+    model::set_threads(1);
+    reports
 }
 
 fn run_all(participants: Vec<&mut Participant>, ctx: &RoundContext<'_>) -> Accounts {

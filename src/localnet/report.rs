@@ -13,8 +13,30 @@ pub struct Summary {
     pub heldout_loss_end: f64,
     /// Evaluated deltas whose undo did not restore the master exactly.
     pub inexact_restores: usize,
-    /// Rounds whose master changed without a merge.
+    /// Rounds whose master changed without a merge (any validator's).
     pub unexplained_master_changes: usize,
+    /// The validator the miners follow at the end.
+    pub final_lead: String,
+    /// Each validator's rounds, in stake order.
+    pub validators: Vec<ValidatorSummary>,
+}
+
+/// One validator's rounds in the local network.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ValidatorSummary {
+    /// Its name (bucket and work folder).
+    pub name: String,
+    /// Its share of the validators' stake.
+    pub stake_share: f64,
+    /// Per round, the lead it saw (by name).
+    pub leads: Vec<String>,
+    /// Per round, its verdict on the lead's master (`LeadView::verdict`).
+    pub verdicts: Vec<String>,
+    /// Per round, the master it judged against (hex revision).
+    pub judged_against: Vec<String>,
+    /// Per round, its vtrust from the weights every validator committed
+    /// that round (`None` when none set weights).
+    pub vtrust: Vec<Option<f64>>,
 }
 
 impl Summary {
