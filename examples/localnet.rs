@@ -1,8 +1,10 @@
 //! The main demo: a whole bistro network on one machine, no network access,
-//! no accounts. A local chain, a validator and seventeen miners — two honest
-//! and one of each adversary of `Behaviour::CAST` — train the tiny model on
-//! the sample corpus for a few rounds. Prints a table per
-//! round and writes charts of the weights and of the master's loss.
+//! no accounts. A local chain with commit-reveal weights, three validators
+//! (50/30/20 % of the stake) and seventeen miners — two honest and one of
+//! each adversary of `Behaviour::CAST` — train the tiny model on the sample
+//! corpus for a few rounds. Prints a table per round (and a line per
+//! validator: lead, verdict, vtrust) and writes charts of the weights, the
+//! master's loss and the validators' vtrust.
 //!
 //! ```text
 //! cargo run --release --example localnet -- [--rounds N] [--dir DIR] [--steps N] [--cast NAMES]
@@ -67,7 +69,7 @@ const FLAGS: &[Flag] = &[
 
 fn main() -> ExitCode {
     let args = Args::from_env(
-        "Runs a local bistro network: chain, validator, honest and adversarial miners.",
+        "Runs a local bistro network: chain, validators, honest and adversarial miners.",
         FLAGS,
     );
     match run(&args) {

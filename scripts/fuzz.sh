@@ -9,7 +9,7 @@
 # s3_date, content_range, ss58, safetensors_header) saturate their coverage
 # in seconds: they run a quarter of that time (at least 5 s), or
 # $BISTRO_FUZZ_LIGHT_SECONDS. With the default 60 s, all twelve targets take
-# about 5 minutes of fuzzing (4 x 60 s + 8 x 15 s) after the build.
+# about 6 minutes of fuzzing (4 x 60 s + 8 x 15 s) after the build.
 #
 # Installs cargo-fuzz if it is missing (once, about 2 minutes on 2 cores).
 # Uses the nightly toolchain when rustup has one, or else stable with

@@ -1,11 +1,15 @@
-//! Several validators on one subnet (stakes 50 %, 30 %, 20 %): a silent lead
-//! is replaced and, back, continues the lineage without a fork. (Followers
-//! verifying the lead, agreeing with it and replacing a forger are shown by
-//! the local network's test, `tests/localnet.rs`.)
+//! Several validators on one subnet (stakes 50 %, 30 %, 20 %), judging one
+//! after another: one lead publishes masters, the followers verify each
+//! before judging against it and agree with the lead (Yuma vtrust); a
+//! forged master is refused and its lead replaced within the round by a
+//! follower that sees one refusal of more than half of the others' stake;
+//! a silent lead is replaced and, back, continues the lineage without a
+//! fork. (`tests/localnet.rs` has validators judging at once.)
 #![cfg(feature = "full")]
 
 use bistro::Keypair;
 use bistro::digest::Digest;
+use bistro::localnet::{forge_newest_lineage, round_vtrust};
 use bistro::node::lineage::{Lineage, lineage_key};
 use bistro::node::miner::Miner;
 use bistro::node::validator::{RoundReport, Validator};
@@ -109,6 +113,85 @@ impl Subnet {
             .unwrap()
             .revision
     }
+}
+
+#[test]
+fn followers_verify_the_lead_agree_with_it_and_replace_a_forger() {
+    let mut s = subnet();
+    let all = [0, 1, 2];
+    let mut judged_against = Digest::ZERO;
+    for round in 0..3 {
+        let reports = s.round(&all);
+        judged_against = reports[0].1.master_before;
+        // Every validator judged against the same master, the lead's.
+        let before: Vec<Digest> = reports.iter().map(|(_, r)| r.master_before).collect();
+        assert!(
+            before.iter().all(|m| *m == before[0]),
+            "round {round}: {before:?}"
+        );
+        for (i, r) in &reports {
+            let lead = r.lead.as_ref().unwrap();
+            assert_eq!(lead.lead, s.keys[0].public(), "validator {i}");
+            let ok = ["leads", "same", "verified"];
+            assert!(
+                ok.contains(&lead.verdict.as_str()),
+                "validator {i}: {}",
+                lead.verdict
+            );
+            if *i > 0 {
+                assert_eq!(r.master_before, r.master_after, "a follower published");
+            }
+        }
+        if round >= 1 {
+            let refs: Vec<&RoundReport> = reports.iter().map(|(_, r)| r).collect();
+            for v in round_vtrust(&[5.0, 3.0, 2.0], &refs).unwrap().unwrap() {
+                assert!(v >= 0.95, "vtrust {v}");
+            }
+        }
+    }
+    // The followers mirror what they verified and judged against.
+    assert_eq!(s.head(1), judged_against);
+    assert_eq!(s.head(2), judged_against);
+
+    // The lead forges its newest master's record: one delta's weight
+    // doubled, so the record no longer reproduces the master.
+    let forged = forge_newest_lineage(s.bucket(0).as_ref()).unwrap();
+    assert_eq!(forged, s.head(0));
+
+    // The next round the first follower checks it and refuses it; the
+    // second, judging after it, finds the forger refused by more than half
+    // of the others' stake already (30 of the 50 the others hold) and
+    // follows the next validator in the same round. (The local network's
+    // test has the followers judge at once, so both refuse.)
+    let reports = s.round(&all);
+    let verdict = |i: usize| reports[i].1.lead.as_ref().unwrap().verdict.clone();
+    assert!(verdict(1).starts_with("refused"), "{}", verdict(1));
+    assert_eq!(reports[2].1.lead.as_ref().unwrap().lead, s.keys[1].public());
+    for (i, r) in reports.iter().filter(|(i, _)| *i > 0) {
+        assert_ne!(
+            r.master_before, forged,
+            "validator {i} judged against the forgery"
+        );
+    }
+    // From then on the next validator by stake leads, for everyone (the
+    // forger included), and the lineage goes on from the last verified
+    // master, not the forged one.
+    for _ in 0..2 {
+        let reports = s.round(&all);
+        for (i, r) in &reports {
+            let lead = r.lead.as_ref().unwrap();
+            assert_eq!(
+                lead.lead,
+                s.keys[1].public(),
+                "validator {i}: {}",
+                lead.verdict
+            );
+        }
+    }
+    let new_head = s.head(1);
+    let record =
+        Lineage::from_json(&s.bucket(1).get(&lineage_key(&new_head), 1 << 20).unwrap()).unwrap();
+    assert_ne!(record.parent, forged);
 }
 
 #[test]

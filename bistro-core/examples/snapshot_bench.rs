@@ -41,7 +41,8 @@ fn main() -> bistro_core::Result<()> {
         dataset_id: Digest::of(b"bench"),
         num_pages: 1 << 20,
         window_pages: 8,
-        epoch_blocks: 1000,
+        // A new window every round (`SubnetParams::validate` wants E <= R).
+        epoch_blocks: 10,
         reveal_delay_blocks: 2,
     };
     let params = SubnetParams::new(1, dataset);

@@ -50,7 +50,8 @@ pub enum Behaviour {
     /// delta a byte at a time: it costs the validator its download budget
     /// every round and is never judged.
     Staller,
-    /// Trains once, on its window of its first round (as the honest dense
+    /// Trains once, on its window of its first round (a fresh copy of the
+    /// master, two random pages of the window per step, as the other-window
     /// miner trains), and from the next round on uploads that same work
     /// every round, re-signed against the current master: paid, if at all,
     /// for work done once. Windows change every round, so the replay never

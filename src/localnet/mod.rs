@@ -5,11 +5,12 @@
 //! the sample corpus. `examples/localnet.rs` runs it; `tests/localnet.rs`
 //! checks what it shows.
 //!
-//! Rounds run in lock step so the result does not depend on how fast the
+//! Rounds run in lock step so the result barely depends on how fast the
 //! machine is: the miners work (in parallel), then the chain is advanced to
 //! the round's deadline and reveal block, then the validators judge the
-//! round, each in its own thread. The lead publishes masters; the
-//! followers verify each before judging against it
+//! round, each in its own thread (as on a subnet, where which validator
+//! reads another's status first is a matter of timing). The lead publishes
+//! masters; the followers verify each before judging against it
 //! ([`bistro_core::node::lead`]). The miner
 //! and validator are the SDK's own [`Miner`] and [`Validator`]; the examples
 //! run the same types against a real clock.
@@ -123,6 +124,11 @@ pub struct Localnet {
     lead: usize,
     /// The silenced validator and the last round (1-based) it is silent.
     silenced: Option<(usize, u64)>,
+    /// Whether the lead forged a master (`tamper_after_round`).
+    tampered: bool,
+    /// What the network did to its validators in the last round, for the
+    /// round's printout.
+    events: Vec<String>,
     participants: Vec<Participant>,
     data: Arc<dyn PageSource>,
     /// How the honest miners train (adversaries that train use it too).
@@ -174,6 +180,7 @@ impl Localnet {
     /// network: remove it first), registers everyone and publishes the
     /// genesis master.
     pub fn setup(config: LocalnetConfig) -> Result<Localnet> {
+        validators::check_config(&config)?;
         let dir = config.dir.clone();
         if dir.join("chain").exists() {
             return Err(Error::InvalidArgument(format!(
@@ -284,6 +291,8 @@ impl Localnet {
             validator_names,
             lead: 0,
             silenced: None,
+            tampered: false,
+            events: Vec::new(),
             participants,
             data,
             train,
@@ -312,8 +321,8 @@ impl Localnet {
     }
 
     /// The name of validator `i` (its bucket and work folder).
-    pub fn validator_name(&self, i: usize) -> &str {
-        &self.validator_names[i]
+    pub fn validator_name(&self, i: usize) -> Option<&str> {
+        self.validator_names.get(i).map(String::as_str)
     }
 
     /// The chain.
@@ -413,24 +422,43 @@ impl Localnet {
         self.lead = self.find_lead()?;
         self.reports.push(reports.clone());
         self.round += 1;
-        if self.config.tamper_after_round == Some(self.round) {
-            let name = &self.validator_names[self.lead];
-            let forged = forge_newest_lineage(&local_bucket(&self.config.dir, name)?.0)?;
-            println!(
-                "  {name} forged the lineage record of its newest master {}",
-                forged.short()
-            );
+        if !self.tampered
+            && self
+                .config
+                .tamper_after_round
+                .is_some_and(|after| self.round >= after)
+        {
+            self.tamper();
         }
         if let Some((after, rounds)) = self.config.silence_lead
             && after == self.round
         {
             self.silenced = Some((self.lead, after.saturating_add(rounds)));
-            println!(
-                "  {} stops for {rounds} rounds (no snapshot, no judging, nothing published)",
+            self.events.push(format!(
+                "{} stops for {rounds} rounds (no snapshot, no judging, nothing published)",
                 self.validator_names[self.lead]
-            );
+            ));
         }
         Ok((reports, accounts))
+    }
+
+    /// The lead forges the lineage record of its newest master; when it
+    /// cannot (its newest master merged nothing), it tries after the next
+    /// round. Says which in the round's events.
+    fn tamper(&mut self) {
+        let name = &self.validator_names[self.lead];
+        let forged =
+            local_bucket(&self.config.dir, name).and_then(|(b, _)| forge_newest_lineage(&b));
+        self.events.push(match forged {
+            Ok(revision) => {
+                self.tampered = true;
+                format!(
+                    "{name} forged the lineage record of its newest master {}",
+                    revision.short()
+                )
+            }
+            Err(e) => format!("{name} could not forge its newest master ({e}); tries again"),
+        });
     }
 
     /// The validator the miners follow now (the rule of
@@ -517,6 +545,7 @@ impl Localnet {
             else {
                 println!("  every validator was silent");
                 vtrust.push(vec![None; reports.len()]);
+                self.events.clear();
                 continue;
             };
             print_round(report, |u| {
@@ -532,6 +561,9 @@ impl Localnet {
                 &round_vtrust,
             );
             vtrust.push(round_vtrust);
+            for event in self.events.drain(..) {
+                println!("  {event}");
+            }
         }
         let summary = self.summary(heldout_start, vtrust.clone())?;
         write_charts(&self.config.dir, &shown, Some(heldout_start), |uid| {
@@ -547,10 +579,7 @@ impl Localnet {
 
     /// The name of the validator with `hotkey` (`?` if none is).
     fn name_of(&self, hotkey: &bistro_core::PublicKey) -> &str {
-        self.validators
-            .iter()
-            .position(|v| v.hotkey() == *hotkey)
-            .map_or("?", |j| self.validator_names[j].as_str())
+        validators::name_of(&self.validators, &self.validator_names, hotkey)
     }
 
     /// The validators' configured stakes, as numbers.
@@ -567,7 +596,7 @@ impl Localnet {
     /// adversaries' share, the master's held-out loss before and after, the
     /// checks that no rejected delta changed the master, and each
     /// validator's verdicts and vtrust (`vtrust`: per round, per validator).
-    pub fn summary(&self, heldout_start: f64, vtrust: Vec<Vec<Option<f64>>>) -> Result<Summary> {
+    fn summary(&self, heldout_start: f64, vtrust: Vec<Vec<Option<f64>>>) -> Result<Summary> {
         let me = self.validator().hotkey();
         // The subnet uses commit-reveal: let the chain reveal the last
         // commit before reading what it shows.
@@ -610,14 +639,15 @@ impl Localnet {
             .flatten()
             .filter(|r| r.master_after != r.master_before && !r.rows.iter().any(|row| row.merged))
             .count();
-        let total_stake: f64 = self.stakes().iter().sum();
+        let stakes = self.stakes();
+        let total_stake: f64 = stakes.iter().sum();
         let validators = self
             .validator_names
             .iter()
             .enumerate()
             .map(|(i, name)| ValidatorSummary {
                 name: name.clone(),
-                stake_share: self.stakes()[i] / total_stake,
+                stake_share: stakes[i] / total_stake,
                 verdicts: self
                     .reports
                     .iter()
@@ -643,7 +673,7 @@ impl Localnet {
                             .map_or("-".into(), |r| r.master_before.to_hex())
                     })
                     .collect(),
-                vtrust: vtrust.iter().map(|v| v[i]).collect(),
+                vtrust: vtrust.iter().map(|v| v.get(i).copied().flatten()).collect(),
             })
             .collect();
         Ok(Summary {
@@ -666,11 +696,12 @@ impl Localnet {
 
 /// Every `active` validator judges the round at `deadline`, each in its
 /// own thread (as validators on a subnet do, none waiting for another):
-/// each checks the lead's master on its own. One alone has the machine's
-/// two threads. `None` for the others.
+/// each checks the lead's master on its own, the machine's cores shared
+/// among them. `None` for the others.
 fn judge_all(validators: &mut [Validator], active: &[bool], deadline: u64) -> Result<Reports> {
-    let working = active.iter().filter(|a| **a).count();
-    let threads = if working == 1 { 2 } else { 1 };
+    let working = active.iter().filter(|a| **a).count().max(1);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = (cores / working).max(1);
     let reports = std::thread::scope(|scope| {
         let handles: Vec<_> = validators
             .iter_mut()

@@ -3,7 +3,7 @@
 /// The network's result, as the integration test checks it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Summary {
-    /// Final weight share per uid (from the last weights set), with behaviour.
+    /// Final weight share per uid (from the final lead's last weights), with behaviour.
     pub final_weights: Vec<(u16, String, f64)>,
     /// Sum of the adversaries' shares.
     pub adversary_share: f64,
@@ -34,8 +34,8 @@ pub struct ValidatorSummary {
     pub verdicts: Vec<String>,
     /// Per round, the master it judged against (hex revision).
     pub judged_against: Vec<String>,
-    /// Per round, its vtrust from the weights every validator committed
-    /// that round (`None` when none set weights).
+    /// Per round, its vtrust from the weights every validator that judged
+    /// the round committed (`None` when it was silent or none set weights).
     pub vtrust: Vec<Option<f64>>,
 }
 

@@ -42,16 +42,6 @@ pub(super) fn setup(
     heldout: &Arc<dyn PageSource>,
 ) -> Result<(Vec<Validator>, Vec<String>)> {
     let stakes = &config.validator_stakes;
-    if stakes.is_empty() || stakes.contains(&0) {
-        return Err(Error::InvalidArgument(format!(
-            "validator stakes must be one or more positive numbers, got {stakes:?}"
-        )));
-    }
-    if stakes.windows(2).any(|w| w[0] < w[1]) {
-        return Err(Error::InvalidArgument(format!(
-            "validator stakes must be in decreasing order (the first leads), got {stakes:?}"
-        )));
-    }
     let coldkey = keypair(config.seed, "coldkey")?.public();
     let chain_dyn: Arc<dyn Chain> = chain.clone();
     let mut validators = Vec::new();
@@ -126,6 +116,56 @@ pub fn round_vtrust(stakes: &[f64], reports: &[&RoundReport]) -> Result<Option<V
     ))
 }
 
+/// The name of the validator with `hotkey` (`?` if none is).
+pub(super) fn name_of<'a>(
+    validators: &[Validator],
+    names: &'a [String],
+    hotkey: &bistro_core::PublicKey,
+) -> &'a str {
+    validators
+        .iter()
+        .position(|v| v.hotkey() == *hotkey)
+        .map_or("?", |i| names[i].as_str())
+}
+
+/// Checks what [`setup`] and the rounds will use of `config`: one or more
+/// positive stakes, most first; a forgery or a silence needs another
+/// validator to notice and rounds to happen in.
+pub(super) fn check_config(config: &LocalnetConfig) -> Result<()> {
+    let bad = |why: String| Err(Error::InvalidArgument(format!("local network: {why}")));
+    let stakes = &config.validator_stakes;
+    if stakes.is_empty() || stakes.contains(&0) {
+        return bad(format!(
+            "validator stakes must be one or more positive numbers, got {stakes:?}"
+        ));
+    }
+    if stakes.windows(2).any(|w| w[0] < w[1]) {
+        return bad(format!(
+            "validator stakes must be in decreasing order (the first leads), got {stakes:?}"
+        ));
+    }
+    let in_run = |round: u64| (1..config.rounds).contains(&round);
+    if let Some(after) = config.tamper_after_round
+        && (stakes.len() < 2 || !in_run(after))
+    {
+        return bad(format!(
+            "a forgery after round {after} needs two or more validators and a round after it \
+             (rounds: {})",
+            config.rounds
+        ));
+    }
+    if let Some((after, rounds)) = config.silence_lead
+        && (stakes.len() < 2 || !in_run(after) || rounds == 0)
+    {
+        return bad(format!(
+            "silencing the lead after round {after} for {rounds} rounds needs two or more \
+             validators, a round after it and at least one silent round (rounds: {})",
+            config.rounds
+        ));
+    }
+    Ok(())
+}
+
 /// Each validator's vtrust in one round ([`round_vtrust`] among those
 /// that judged it; `None` for a silent one, or for all when none set
 /// weights).
@@ -154,12 +194,6 @@ pub(super) fn print_validators(
     vtrust: &[Option<f64>],
 ) {
     let total: f64 = stakes.iter().sum();
-    let name_of = |key| {
-        validators
-            .iter()
-            .position(|v| v.hotkey() == key)
-            .map_or("?", |i| names[i].as_str())
-    };
     println!(
         "  {:<12} {:>5}  {:<14} {:<12} {:<24} {:>6}",
         "validator", "stake", "judged against", "lead", "verdict", "vtrust"
@@ -173,10 +207,9 @@ pub(super) fn print_validators(
             );
             continue;
         };
-        let (lead, verdict) = report
-            .lead
-            .as_ref()
-            .map_or(("-", "-"), |l| (name_of(l.lead), l.verdict.as_str()));
+        let (lead, verdict) = report.lead.as_ref().map_or(("-", "-"), |l| {
+            (name_of(validators, names, &l.lead), l.verdict.as_str())
+        });
         let verdict: String = verdict.chars().take(24).collect();
         println!(
             "  {:<12} {:>4.0}%  {:<14} {:<12} {:<24} {:>6}",

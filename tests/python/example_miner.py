@@ -26,9 +26,10 @@ def main(out_dir):
     hotkey = bistro.public_key_from_seed(seed)
     uid, block = 12, 4_000_123
 
-    # 1. The pages this uid trains on in this epoch (a RefinedWeb-sized set).
+    # 1. The pages this uid trains on in this epoch (a RefinedWeb-sized set;
+    #    epochs as long as a round, 25 blocks, as on Bittensor).
     params = bistro.dataset_params(bytes(range(32)), num_pages=9_680_000, window_pages=100,
-                                   epoch_blocks=100, reveal_delay_blocks=2)
+                                   epoch_blocks=25, reveal_delay_blocks=2)
     epoch = bistro.epoch_of(params, block)
     pages = bistro.window_pages(params, uid, epoch, count=100)
     print(f"epoch {epoch}: training on pages {pages[:4]}... ({len(pages)} pages)")
