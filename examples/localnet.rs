@@ -92,24 +92,10 @@ fn run(args: &Args) -> bistro::Result<bool> {
         config.dir = dir.into();
     }
     if let Some(cast) = args.extra("cast") {
-        config.cast = cast
-            .split(',')
-            .map(|name| {
-                Behaviour::parse(name.trim()).ok_or_else(|| {
-                    bistro::Error::InvalidArgument(format!("--cast: no behaviour named {name:?}"))
-                })
-            })
-            .collect::<bistro::Result<_>>()?;
+        config.cast = comma_list("cast", cast, Behaviour::parse)?;
     }
     if let Some(stakes) = args.extra("validators") {
-        config.validator_stakes = stakes
-            .split(',')
-            .map(|s| {
-                s.trim().parse().map_err(|_| {
-                    bistro::Error::InvalidArgument(format!("--validators: {s:?} is not a stake"))
-                })
-            })
-            .collect::<bistro::Result<_>>()?;
+        config.validator_stakes = comma_list("validators", stakes, |s| s.parse().ok())?;
     }
     config.tamper_after_round = args.extra_parsed("tamper_after")?;
     if let Some(silence) = args.extra("silence_lead") {
@@ -159,4 +145,20 @@ fn run(args: &Args) -> bistro::Result<bool> {
         net.validator().log_dir().display()
     );
     Ok(summary.honest_beat_adversaries() && summary.adversary_share <= 0.05)
+}
+
+/// The comma-separated items of flag `--name`'s value, each read by `item`.
+fn comma_list<T>(
+    name: &str,
+    value: &str,
+    item: impl Fn(&str) -> Option<T>,
+) -> bistro::Result<Vec<T>> {
+    value
+        .split(',')
+        .map(|v| {
+            item(v.trim()).ok_or_else(|| {
+                bistro::Error::InvalidArgument(format!("--{name}: {v:?} is not valid"))
+            })
+        })
+        .collect()
 }
