@@ -23,6 +23,14 @@ step() { echo; echo "==> [$(( (SECONDS - started) / 60 ))m$(( (SECONDS - started
 
 step "provisioning libtorch 2.13.0, and PyTorch + transformers for the HF round-trip tests"
 scripts/setup-libtorch.sh --python
+# One build cache for every checkout on this machine (a CI clone, a second
+# work tree): compiled dependencies are reused, only the workspace's own
+# crates rebuild. LIBTORCH is the cached layout's real path, the same from
+# every checkout, so torch-sys's build script (which reruns when LIBTORCH
+# changes) is not redone either. Both can be overridden from outside.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${BISTRO_CACHE:-$HOME/.cache/bistro}/target}"
+export LIBTORCH="${LIBTORCH:-$(readlink -f .deps/libtorch)}"
+echo "build cache: $CARGO_TARGET_DIR; libtorch: $LIBTORCH"
 export BISTRO_REQUIRE_HF=1
 step "provisioning test tools (moto S3 server)"
 scripts/setup-test-tools.sh
