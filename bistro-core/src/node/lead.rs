@@ -18,7 +18,15 @@
 //! A lead that stops (2) or forges a master (3) is replaced by the next
 //! validator, which carries on from the newest master it verified; a lead
 //! that comes back follows until it is live again, then leads from the
-//! newest verified master any validator holds (no fork). See
+//! newest master of the validator it followed (no fork).
+//!
+//! The next round's master is the *source*'s ([`find_master_source`]): the
+//! lead's own, except in the round a validator takes the lead from the one
+//! it followed — its last status names another validator as lead — while
+//! that one's pointer is newer (it merged once more before seeing the
+//! change). Then the source is that validator, as long as it is live and
+//! not refused: miners train on its master and the new lead verifies and
+//! takes it before judging, so they judge the same master. See
 //! `docs/protocol.md`, "Lead and followers".
 
 use serde::{Deserialize, Serialize};
@@ -144,6 +152,31 @@ pub struct Survey {
     pub validators: Vec<Lead>,
     /// The index of the lead in `validators`, if one qualifies.
     pub lead: Option<usize>,
+    /// The index of the validator whose pointer names the next round's
+    /// master (the module docs): the lead, or the validator it followed.
+    pub source: Option<usize>,
+}
+
+impl Survey {
+    /// Removes and returns validator `index`.
+    fn into_validator(mut self, index: Option<usize>) -> Option<Lead> {
+        index.map(|i| self.validators.swap_remove(i))
+    }
+}
+
+/// The source of the next round's master, given the lead (see the module
+/// docs).
+fn master_source(validators: &[Lead], lead: usize) -> usize {
+    let l = &validators[lead];
+    let followed = l.status.as_ref().and_then(|s| s.lead);
+    followed
+        .filter(|f| *f != l.hotkey)
+        .and_then(|f| {
+            validators.iter().position(|v| {
+                v.hotkey == f && v.live && !v.refused && v.pointer.block > l.pointer.block
+            })
+        })
+        .unwrap_or(lead)
 }
 
 /// Reads every validator's pointer and status (see the module docs) at
@@ -213,7 +246,12 @@ pub fn survey(
         v.refused = refused;
     }
     let lead = validators.iter().position(|v| v.live && !v.refused);
-    Ok(Survey { validators, lead })
+    let source = lead.map(|i| master_source(&validators, i));
+    Ok(Survey {
+        validators,
+        lead,
+        source,
+    })
 }
 
 /// The lead at block `now` ([`survey`]'s pick), if one qualifies.
@@ -224,13 +262,92 @@ pub fn find_lead(
     now: u64,
     policy: EndpointPolicy,
 ) -> Result<Option<Lead>> {
-    let mut survey = survey(chain, metagraph, params, now, policy)?;
-    Ok(survey.lead.map(|i| survey.validators.swap_remove(i)))
+    let survey = survey(chain, metagraph, params, now, policy)?;
+    let lead = survey.lead;
+    Ok(survey.into_validator(lead))
+}
+
+/// The validator whose master pointer names the next round's master at
+/// block `now` ([`Survey::source`]): the lead, or, in the round it took
+/// over, the validator it followed.
+pub fn find_master_source(
+    chain: &dyn Chain,
+    metagraph: &Metagraph,
+    params: &SubnetParams,
+    now: u64,
+    policy: EndpointPolicy,
+) -> Result<Option<Lead>> {
+    let survey = survey(chain, metagraph, params, now, policy)?;
+    let source = survey.source;
+    Ok(survey.into_validator(source))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::LocalBucket;
+
+    /// Validator `n`, whose pointer is from `block` and whose last status
+    /// names `followed` as lead.
+    fn validator(dir: &std::path::Path, n: u8, block: u64, followed: u8) -> Lead {
+        let revision = Digest::of(&[n]);
+        Lead {
+            uid: n.into(),
+            hotkey: PublicKey([n; 32]),
+            stake: 100 - u64::from(n),
+            commitment: BucketCommitment::local(dir, "bucket").unwrap(),
+            bucket: Box::new(LocalBucket::create(dir.join("bucket")).unwrap()),
+            pointer: MasterPointer::new(revision, block, 1),
+            status: Some(LeadStatus {
+                version: LEAD_STATUS_VERSION,
+                deadline: block,
+                lead: Some(PublicKey([followed; 32])),
+                master: revision,
+                refused: vec![],
+            }),
+            live: true,
+            refused: false,
+        }
+    }
+
+    #[test]
+    fn the_master_comes_from_the_followed_validator_only_in_a_takeover() {
+        let dir = tempfile::tempdir().unwrap();
+        // 0 leads and followed itself: its own master.
+        let vs = vec![
+            validator(dir.path(), 0, 50, 0),
+            validator(dir.path(), 1, 60, 0),
+        ];
+        assert_eq!(master_source(&vs, 0), 0);
+        // 0 takes the lead back from 1, which merged once more: 1's master.
+        let mut vs = vec![
+            validator(dir.path(), 0, 50, 1),
+            validator(dir.path(), 1, 60, 1),
+        ];
+        assert_eq!(master_source(&vs, 0), 1);
+        // ... unless 1 is not newer, not live, or refused.
+        vs[1].pointer.block = 50;
+        assert_eq!(master_source(&vs, 0), 0);
+        vs[1].pointer.block = 60;
+        vs[1].live = false;
+        assert_eq!(master_source(&vs, 0), 0);
+        vs[1].live = true;
+        vs[1].refused = true;
+        assert_eq!(master_source(&vs, 0), 0);
+        // A newer pointer of a validator the lead did not follow is not taken.
+        let vs = vec![
+            validator(dir.path(), 0, 50, 1),
+            validator(dir.path(), 1, 50, 1),
+            validator(dir.path(), 2, 90, 1),
+        ];
+        assert_eq!(master_source(&vs, 0), 0);
+        // Nor one named by a validator that is not the lead.
+        let vs = vec![
+            validator(dir.path(), 0, 50, 0),
+            validator(dir.path(), 1, 40, 2),
+        ];
+        assert_eq!(master_source(&vs, 0), 0);
+    }
 
     #[test]
     fn statuses_round_trip_and_hostile_ones_are_refused() {

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::model::outer::OuterState;
 use crate::model::{Checkpoint, Config, Device, Model};
 use crate::node::SubnetParams;
-use crate::node::lead::find_lead;
+use crate::node::lead::find_master_source;
 use crate::storage::keys::{MasterPointer, outer_state_key, publish_master, read_master_pointer};
 use crate::storage::{Bucket, BucketCommitment, EndpointPolicy};
 
@@ -179,9 +179,10 @@ pub fn publish_outer_state(
     bucket.put_file(&outer_state_key(&state.master()), &path)
 }
 
-/// Finds the bucket the master is published in: the lead's
-/// ([`find_lead`]: the validator with the most stake that has a master
-/// pointer, is live and is not refused by the others), at block `now`.
+/// Finds the bucket the master is published in at block `now`: the lead's
+/// (the validator with the most stake that has a master pointer, is live
+/// and is not refused by the others), or, in the round a validator takes
+/// the lead, the bucket of the one it followed ([`find_master_source`]).
 /// Validators' buckets are read with any endpoint: they hold stake on the
 /// subnet, and the master is checked against its revision anyway.
 pub fn discover_master_bucket(
@@ -190,6 +191,6 @@ pub fn discover_master_bucket(
     params: &SubnetParams,
     now: u64,
 ) -> Result<Option<(BucketCommitment, Box<dyn Bucket>)>> {
-    let lead = find_lead(chain, metagraph, params, now, EndpointPolicy::Any)?;
-    Ok(lead.map(|l| (l.commitment, l.bucket)))
+    let source = find_master_source(chain, metagraph, params, now, EndpointPolicy::Any)?;
+    Ok(source.map(|l| (l.commitment, l.bucket)))
 }

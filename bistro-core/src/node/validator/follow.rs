@@ -1,6 +1,8 @@
 //! Following the lead ([`crate::node::lead`]): at the start of each round a
-//! validator finds the lead; if it is another validator, it takes the lead's
-//! master for the round (the newest one merged from an earlier round),
+//! validator finds the lead and the source of the round's master (the lead,
+//! or in the round it took over, the validator it followed); if the source
+//! is another validator, it takes its master for the round (the newest one
+//! merged from an earlier round),
 //! verifies every master between the last one it holds and that one
 //! ([`lineage::verify`](crate::node::lineage::verify)), and only then judges
 //! against it, mirroring it (checkpoint, outer state, lineage record,
@@ -74,46 +76,42 @@ fn record_is_proof(e: &Error) -> bool {
 }
 
 impl Validator {
-    /// Finds the lead ([`survey`]) and, when it is another validator,
-    /// takes (after verifying) its master for the round at `deadline`; when
-    /// it is this one, first takes the newest master another live validator
-    /// verified or made, if newer than its own (a lead that was away).
+    /// Finds the lead and the source of the round's master ([`survey`]);
+    /// when the source is another validator, takes (after verifying) its
+    /// master for the round at `deadline` — as a follower, or as a lead
+    /// that takes over from the validator it followed.
     pub(super) fn follow_lead(&mut self, deadline: u64) -> Result<LeadView> {
         let params = &self.config.params;
         let metagraph = self.chain.metagraph(params.netuid)?;
         let now = self.chain.block()?.number;
         let me = self.hotkey();
         let survey = survey(self.chain.as_ref(), &metagraph, params, now, self.policy)?;
-        let lead = survey
-            .lead
-            .map(|i| &survey.validators[i])
-            .filter(|l| l.hotkey != me);
-        let Some(lead) = lead else {
+        let (Some(lead), Some(source)) = (survey.lead, survey.source) else {
             self.leading = true;
-            let mine = &self.master.pointer;
-            let newer = survey
-                .validators
-                .iter()
-                .filter(|v| v.hotkey != me && v.live && !v.refused)
-                .filter(|v| v.pointer.revision != mine.revision && v.pointer.block > mine.block)
-                .max_by_key(|v| v.pointer.block);
-            let caught = newer.map(|v| (v.hotkey, v.pointer.revision, self.catch_up(v, deadline)));
-            let verdict = match caught {
-                None | Some((_, _, Ok(None))) => "leads".to_string(),
-                Some((from, _, Ok(Some(r)))) => {
-                    format!("leads, from {} verified from {from}", r.short())
-                }
-                Some((from, head, Err(doubt))) => {
-                    format!("leads; {}", self.doubted(from, head, doubt))
-                }
-            };
-            return Ok(LeadView { lead: me, verdict });
+            return Ok(LeadView {
+                lead: me,
+                verdict: "leads".to_string(),
+            });
         };
-        self.leading = false;
-        let verdict = match self.catch_up(lead, deadline) {
-            Ok(None) => "same".to_string(),
-            Ok(Some(_)) => "verified".to_string(),
-            Err(doubt) => self.doubted(lead.hotkey, lead.pointer.revision, doubt),
+        let (lead, source) = (&survey.validators[lead], &survey.validators[source]);
+        self.leading = lead.hotkey == me;
+        let caught = (source.hotkey != me).then(|| self.catch_up(source, deadline));
+        let verdict = match (self.leading, caught) {
+            (true, None | Some(Ok(None))) => "leads".to_string(),
+            (true, Some(Ok(Some(r)))) => {
+                format!("leads, from {} verified from {}", r.short(), source.hotkey)
+            }
+            (true, Some(Err(doubt))) => {
+                format!(
+                    "leads; {}",
+                    self.doubted(source.hotkey, source.pointer.revision, doubt)
+                )
+            }
+            (false, None | Some(Ok(None))) => "same".to_string(),
+            (false, Some(Ok(Some(_)))) => "verified".to_string(),
+            (false, Some(Err(doubt))) => {
+                self.doubted(source.hotkey, source.pointer.revision, doubt)
+            }
         };
         Ok(LeadView {
             lead: lead.hotkey,
