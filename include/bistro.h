@@ -77,6 +77,13 @@
 #include <stdint.h>
 
 /**
+ * The chain's default κ for `bistro_yuma_clip`: `Kappa` is a `u16` out of
+ * 65535 and defaults to 32767 (core's `yuma::DEFAULT_KAPPA`; a literal, so
+ * that the header carries the number).
+ */
+#define BISTRO_DEFAULT_KAPPA (32767.0 / 65535.0)
+
+/**
  * The version of this C ABI. It changes whenever a function, struct or
  * status code changes incompatibly; compare it with `bistro_abi_version()`
  * at run time to detect a header/library mismatch.
@@ -196,6 +203,45 @@ enum bistro_status
 typedef enum bistro_status bistro_status;
 #else
 typedef uint32_t bistro_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why an evaluation scored what it did: the `reason` of `bistro_verdict`.
+ */
+enum bistro_verdict_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Passed every gate; the score is the specific gain.
+     */
+    BISTRO_VERDICT_SCORED = 0,
+    /**
+     * A loss was NaN, infinite or negative, or the page lists were unusable
+     * (empty, or master and with-delta of different lengths).
+     */
+    BISTRO_VERDICT_NON_FINITE_LOSS = 1,
+    /**
+     * No mean gain on the miner's own pages above `min_local_gain`.
+     */
+    BISTRO_VERDICT_NO_LOCAL_GAIN = 2,
+    /**
+     * The gain on its own pages is not confidently above the gain on
+     * random pages (not trained on its window, or cannot tell).
+     */
+    BISTRO_VERDICT_NOT_SPECIFIC = 3,
+    /**
+     * Raised the loss on random pages by more than `max_global_harm`.
+     */
+    BISTRO_VERDICT_HURTS_GLOBAL = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum bistro_verdict_reason bistro_verdict_reason;
+#else
+typedef uint32_t bistro_verdict_reason;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -435,6 +481,69 @@ typedef struct bistro_dataset_params {
      */
     uint64_t reveal_delay_blocks;
 } bistro_dataset_params;
+
+/**
+ * The parameters of the scoring rule (`docs/incentive.md`). Validators must
+ * use the same ones for their weights to agree; get bistro's defaults from
+ * `bistro_score_rule_default`.
+ */
+typedef struct bistro_score_rule {
+    /**
+     * The mean local relative gain must be above this to count.
+     */
+    double min_local_gain;
+    /**
+     * The one-sided bound `specific_gain - z * specific_se` must be above this.
+     */
+    double min_specificity;
+    /**
+     * `z` of that bound (non-negative).
+     */
+    double confidence_z;
+    /**
+     * The global relative gain may be as low as `-max_global_harm` (non-negative).
+     */
+    double max_global_harm;
+    /**
+     * A delta is mergeable when its global relative gain is above this.
+     */
+    double min_merge_gain;
+} bistro_score_rule;
+
+/**
+ * The outcome of `bistro_score_judge`.
+ */
+typedef struct bistro_verdict {
+    /**
+     * The score, in [0, 1].
+     */
+    double score;
+    /**
+     * Why.
+     */
+    bistro_verdict_reason reason;
+    /**
+     * Mean relative gain over the local pages (NaN when not finite).
+     */
+    double local_gain;
+    /**
+     * Mean relative gain over the global pages (NaN when not finite).
+     */
+    double global_gain;
+    /**
+     * `local_gain - global_gain` (NaN when not finite).
+     */
+    double specific_gain;
+    /**
+     * Standard error of `specific_gain`, from the per-page spreads
+     * (infinite with fewer than two pages on a side).
+     */
+    double specific_se;
+    /**
+     * Whether the delta may be merged into the next master.
+     */
+    bool mergeable;
+} bistro_verdict;
 
 #ifdef __cplusplus
 extern "C" {
@@ -716,6 +825,13 @@ bistro_status bistro_limits_default(struct bistro_limits *out);
 bistro_status bistro_limits_for_model(uint64_t total_elements, struct bistro_limits *out);
 
 /**
+ * One step of a miner's moving average: `average + alpha * (score -
+ * average)` to `*average_out` (a new uid starts from 0). `alpha` must be in
+ * (0, 1], `average` and `score` in [0, 1].
+ */
+bistro_status bistro_next_average(double average, double score, double alpha, double *average_out);
+
+/**
  * The epoch of `block` (`block / epoch_blocks`), into `*epoch_out`.
  */
 bistro_status bistro_pages_epoch_of(const struct bistro_dataset_params *params,
@@ -776,6 +892,30 @@ bistro_status bistro_pages_window_position(const struct bistro_dataset_params *p
 bistro_status bistro_public_key_from_seed(const uint8_t *seed, uint8_t *public_key_out);
 
 /**
+ * Scores one miner's delta from per-page mean losses, as a validator does.
+ * `local_master[i]` and `local_with_delta[i]` are the loss of the master
+ * without and with the delta on the i-th page drawn from the miner's own
+ * window (`local_len` pages); `global_*` the same on pages drawn from the
+ * whole dataset. `rule` NULL means the default rule; a rule with a
+ * non-finite or negative `confidence_z`/`max_global_harm` is refused with
+ * BISTRO_ERR_INVALID_ARGUMENT. Losses that are not finite are not an error:
+ * they give `BISTRO_VERDICT_NON_FINITE_LOSS` and score 0.
+ */
+bistro_status bistro_score_judge(const struct bistro_score_rule *rule,
+                                 const double *local_master,
+                                 const double *local_with_delta,
+                                 size_t local_len,
+                                 const double *global_master,
+                                 const double *global_with_delta,
+                                 size_t global_len,
+                                 struct bistro_verdict *verdict_out);
+
+/**
+ * Writes bistro's default scoring rule to `*rule_out`.
+ */
+bistro_status bistro_score_rule_default(struct bistro_score_rule *rule_out);
+
+/**
  * The name of a status code (`"BISTRO_ERR_CORRUPT"`), as a static
  * NUL-terminated string that must not be freed. Codes this library does
  * not define give `"BISTRO_UNKNOWN_STATUS"`. Never fails; thread-safe.
@@ -787,6 +927,13 @@ const char *bistro_status_name(uint32_t status);
  * must not be freed. Never fails; thread-safe.
  */
 const char *bistro_version(void);
+
+/**
+ * The weights `len` moving averages give: each positive average over the
+ * sum of all, 0 for the others; all 0 when nobody has earned anything.
+ * `weights_out` has room for `len`.
+ */
+bistro_status bistro_weights_from_averages(const double *averages, size_t len, double *weights_out);
 
 /**
  * Converts `len` float weights of `uids` to the chain's `u16` form as the
@@ -814,6 +961,27 @@ bistro_status bistro_weights_to_u16_f64(const uint16_t *uids,
                                         uint16_t *uids_out,
                                         uint16_t *values_out,
                                         size_t *count_out);
+
+/**
+ * Yuma consensus clipping, as the chain's epoch does it (in f64; the chain
+ * uses 32.32 fixed point): `validators` stakes, and a `validators` ×
+ * `miners` weight matrix, row-major (row i: validator i's weights, any
+ * non-negative scale; rows are normalised). Writes each miner's consensus
+ * weight (`consensus_out`, `miners` values), each validator's vtrust
+ * (`vtrust_out`, `validators` values: 1 when it agrees with the consensus
+ * on every miner) and, when `clipped_out` is not NULL, the normalised rows
+ * clipped to the consensus (`validators` × `miners`, row-major). `kappa` in
+ * [0, 1], `BISTRO_DEFAULT_KAPPA` on the chain. Negative or non-finite
+ * numbers are refused.
+ */
+bistro_status bistro_yuma_clip(const double *stakes,
+                               size_t validators,
+                               const double *weights,
+                               size_t miners,
+                               double kappa,
+                               double *consensus_out,
+                               double *vtrust_out,
+                               double *clipped_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -3,7 +3,8 @@
 //! The parts of bistro that must agree bit for bit between a trainer and
 //! the validators, for trainers written in C, C++ or Python (`ctypes`): the
 //! delta codec (writer, validating reader, apply), page selection, sr25519
-//! signing of deltas, and the chain's `u16` weight conversion. The library
+//! signing of deltas, scoring (the rule, moving averages, Yuma consensus
+//! clipping) and the chain's `u16` weight conversion. The library
 //! is built as `libbistro.so` / `libbistro.a`; its header is
 //! `include/bistro.h`, generated from this crate by cbindgen
 //! (`scripts/gen-header.sh`; `scripts/check-header.sh` fails when the
@@ -39,6 +40,7 @@ pub mod last_error;
 pub mod pages;
 mod panic;
 pub mod reader;
+pub mod scoring;
 pub mod signing;
 pub mod status;
 pub mod types;
@@ -50,6 +52,7 @@ pub use buffer::*;
 pub use last_error::*;
 pub use pages::*;
 pub use reader::*;
+pub use scoring::*;
 pub use signing::*;
 pub use status::*;
 pub use types::*;

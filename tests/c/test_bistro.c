@@ -517,6 +517,69 @@ static void test_weights(void) {
     CHECK(n == 99);
 }
 
+/* The scoring rule, moving averages and Yuma clipping on hand-computed
+ * examples (docs/incentive.md has the formulas). */
+static void test_scoring(void) {
+    bistro_score_rule rule;
+    OK(bistro_score_rule_default(&rule));
+    CHECK(rule.confidence_z == 3.09);
+    /* Local gains 0.10 and 0.12 (mean 0.11, se 0.01), global gains 0 and
+     * 0.02 (mean 0.01, se 0.01): specific gain 0.10, se 0.01 * sqrt(2); the
+     * bound 0.10 - 3.09 * 0.01414 = 0.056 is positive, so it is paid 0.10
+     * and, helping random pages by 0.01 > 0.001, mergeable. */
+    const double master[2] = {4.0, 5.0};
+    const double local[2] = {3.6, 4.4};
+    const double global[2] = {4.0, 4.9};
+    bistro_verdict v;
+    OK(bistro_score_judge(NULL, master, local, 2, master, global, 2, &v));
+    CHECK(v.reason == BISTRO_VERDICT_SCORED && v.mergeable);
+    CHECK(fabs(v.score - 0.10) < 1e-12 && fabs(v.local_gain - 0.11) < 1e-12);
+    CHECK(fabs(v.specific_se - 0.01 * sqrt(2.0)) < 1e-12);
+    /* A stricter bound: not specific, unpaid, still mergeable. */
+    rule.confidence_z = 10.0;
+    OK(bistro_score_judge(&rule, master, local, 2, master, global, 2, &v));
+    CHECK(v.reason == BISTRO_VERDICT_NOT_SPECIFIC && v.score == 0.0 && v.mergeable);
+    /* A NaN loss is a verdict; a NaN rule is an error (nothing written). */
+    const double nan_local[2] = {NAN, 4.4};
+    OK(bistro_score_judge(NULL, master, nan_local, 2, master, global, 2, &v));
+    CHECK(v.reason == BISTRO_VERDICT_NON_FINITE_LOSS && v.score == 0.0 && !v.mergeable);
+    rule.confidence_z = NAN;
+    v.score = -1.0;
+    EXPECT(bistro_score_judge(&rule, master, local, 2, master, global, 2, &v),
+           BISTRO_ERR_INVALID_ARGUMENT);
+    CHECK(v.score == -1.0);
+    EXPECT(bistro_score_judge(NULL, NULL, local, 2, master, global, 2, &v),
+           BISTRO_ERR_NULL_ARGUMENT);
+
+    double average = 0.0;
+    OK(bistro_next_average(0.2, 0.6, 0.5, &average));
+    CHECK(average == 0.4);
+    EXPECT(bistro_next_average(0.2, 1.5, 0.5, &average), BISTRO_ERR_INVALID_ARGUMENT);
+    EXPECT(bistro_next_average(0.2, 0.5, 0.0, &average), BISTRO_ERR_INVALID_ARGUMENT);
+    CHECK(average == 0.4);
+    const double averages[3] = {0.375, 0.0, 0.125};
+    double weights[3];
+    OK(bistro_weights_from_averages(averages, 3, weights));
+    CHECK(weights[0] == 0.75 && weights[1] == 0.0 && weights[2] == 0.25);
+
+    /* Validators with 60, 30 and 10 of the stake; the first two weigh miner
+     * 0 only, the third miner 1 only. Consensus: miner 0 gets 1 (90 % of
+     * the stake give it 1), miner 1 gets 0; vtrust 1, 1, 0. */
+    const double stakes[3] = {60.0, 30.0, 10.0};
+    const double rows[6] = {1.0, 0.0, 2.0, 0.0, 0.0, 1.0};
+    double consensus[2], vtrust[3], clipped[6];
+    OK(bistro_yuma_clip(stakes, 3, rows, 2, BISTRO_DEFAULT_KAPPA, consensus, vtrust, clipped));
+    CHECK(consensus[0] == 1.0 && consensus[1] == 0.0);
+    CHECK(vtrust[0] == 1.0 && vtrust[1] == 1.0 && vtrust[2] == 0.0);
+    CHECK(clipped[2] == 1.0 && clipped[4] == 0.0 && clipped[5] == 0.0);
+    OK(bistro_yuma_clip(stakes, 3, rows, 2, 0.5, consensus, vtrust, NULL));
+    const double negative[3] = {60.0, -1.0, 10.0};
+    EXPECT(bistro_yuma_clip(negative, 3, rows, 2, 0.5, consensus, vtrust, NULL),
+           BISTRO_ERR_INVALID_ARGUMENT);
+    EXPECT(bistro_yuma_clip(stakes, 3, rows, 2, 1.5, consensus, vtrust, NULL),
+           BISTRO_ERR_INVALID_ARGUMENT);
+}
+
 #if defined(BISTRO_TEST_DELIBERATE_LEAK) || defined(BISTRO_TEST_DELIBERATE_OVERFLOW)
 /* scripts/test-ffi.sh builds these variants once to prove that valgrind and
  * LeakSanitizer fail the run on a leaked handle or an out-of-bounds write:
@@ -569,6 +632,7 @@ int main(void) {
     test_threads();
     test_page_vectors();
     test_weights();
+    test_scoring();
 
     if (rmdir(dir) != 0) {
         perror("rmdir (the test left files behind)");

@@ -83,6 +83,29 @@ class _DatasetParams(ctypes.Structure):
                 ("reveal_delay_blocks", ctypes.c_uint64)]
 
 
+class _ScoreRule(ctypes.Structure):
+    _fields_ = [("min_local_gain", ctypes.c_double), ("min_specificity", ctypes.c_double),
+                ("confidence_z", ctypes.c_double), ("max_global_harm", ctypes.c_double),
+                ("min_merge_gain", ctypes.c_double)]
+
+
+class _Verdict(ctypes.Structure):
+    _fields_ = [("score", ctypes.c_double), ("reason", ctypes.c_uint32),
+                ("local_gain", ctypes.c_double), ("global_gain", ctypes.c_double),
+                ("specific_gain", ctypes.c_double), ("specific_se", ctypes.c_double),
+                ("mergeable", ctypes.c_bool)]
+
+
+# bistro_verdict_reason, by value
+VERDICT_REASONS = ("scored", "non_finite_loss", "no_local_gain", "not_specific", "hurts_global")
+# BISTRO_DEFAULT_KAPPA: the chain's default kappa (32767 / 65535)
+DEFAULT_KAPPA = 32767.0 / 65535.0
+
+Verdict = namedtuple("Verdict", "score reason local_gain global_gain specific_gain specific_se "
+                                "mergeable")
+Consensus = namedtuple("Consensus", "consensus vtrust clipped")
+
+
 # --- loading ---------------------------------------------------------------
 
 _lib = None
@@ -93,6 +116,7 @@ _U8P = ctypes.POINTER(ctypes.c_uint8)
 _U16P = ctypes.POINTER(ctypes.c_uint16)
 _U64P = ctypes.POINTER(ctypes.c_uint64)
 _F32P = ctypes.POINTER(ctypes.c_float)
+_F64P = ctypes.POINTER(ctypes.c_double)
 _STATUS = ctypes.c_uint32
 
 _PROTOTYPES = {
@@ -138,6 +162,13 @@ _PROTOTYPES = {
                                       ctypes.c_char_p, _U64P, _SIZE]),
     "bistro_weights_to_u16_f64": (_STATUS, [_U16P, ctypes.POINTER(ctypes.c_double), _SIZE, _U16P,
                                             _U16P, ctypes.POINTER(_SIZE)]),
+    "bistro_score_rule_default": (_STATUS, [ctypes.POINTER(_ScoreRule)]),
+    "bistro_score_judge": (_STATUS, [ctypes.POINTER(_ScoreRule), _F64P, _F64P, _SIZE, _F64P,
+                                     _F64P, _SIZE, ctypes.POINTER(_Verdict)]),
+    "bistro_next_average": (_STATUS, [ctypes.c_double, ctypes.c_double, ctypes.c_double, _F64P]),
+    "bistro_weights_from_averages": (_STATUS, [_F64P, _SIZE, _F64P]),
+    "bistro_yuma_clip": (_STATUS, [_F64P, _SIZE, _F64P, _SIZE, ctypes.c_double, _F64P, _F64P,
+                                   _F64P]),
 }
 
 
@@ -470,3 +501,71 @@ def weights_to_u16(uids, weights):
     _check(_l().bistro_weights_to_u16_f64(uids_c, weights_c, n, out_uids, out_values,
                                           ctypes.byref(count)))
     return list(out_uids[:count.value]), list(out_values[:count.value])
+
+
+# --- scoring ---------------------------------------------------------------
+
+def _doubles(values):
+    values = [float(v) for v in values]
+    return (ctypes.c_double * max(len(values), 1))(*values), len(values)
+
+
+def score_rule_default():
+    """bistro's default scoring rule, as a dict of its five parameters."""
+    rule = _ScoreRule()
+    _check(_l().bistro_score_rule_default(ctypes.byref(rule)))
+    return {name: getattr(rule, name) for name, _ in _ScoreRule._fields_}
+
+
+def judge(local_master, local_with_delta, global_master, global_with_delta, rule=None):
+    """Scores one delta from per-page losses exactly as bistro's validators
+    (`rule`: a dict like `score_rule_default()`'s, None for the default)."""
+    if len(local_master) != len(local_with_delta) or len(global_master) != len(global_with_delta):
+        raise ValueError("master and with-delta losses must have one value per page")
+    c_rule = None
+    if rule is not None:
+        c_rule = ctypes.byref(_ScoreRule(**{k: float(v) for k, v in rule.items()}))
+    lm, n_local = _doubles(local_master)
+    ld, _ = _doubles(local_with_delta)
+    gm, n_global = _doubles(global_master)
+    gd, _ = _doubles(global_with_delta)
+    v = _Verdict()
+    _check(_l().bistro_score_judge(c_rule, lm, ld, n_local, gm, gd, n_global, ctypes.byref(v)))
+    return Verdict(v.score, VERDICT_REASONS[v.reason], v.local_gain, v.global_gain,
+                   v.specific_gain, v.specific_se, bool(v.mergeable))
+
+
+def next_average(average, score, alpha):
+    """One step of a miner's moving average of scores."""
+    out = ctypes.c_double()
+    _check(_l().bistro_next_average(float(average), float(score), float(alpha),
+                                    ctypes.byref(out)))
+    return out.value
+
+
+def weights_from_averages(averages):
+    """The weights moving averages give (proportional, summing to 1)."""
+    values, n = _doubles(averages)
+    out = (ctypes.c_double * max(n, 1))()
+    _check(_l().bistro_weights_from_averages(values, n, out))
+    return list(out[:n])
+
+
+def yuma_clip(stakes, rows, kappa=DEFAULT_KAPPA):
+    """Yuma consensus clipping of validators' weight `rows` (one per stake)."""
+    n_validators = len(stakes)
+    if len(rows) != n_validators:
+        raise ValueError(f"{n_validators} stakes but {len(rows)} weight rows")
+    n_miners = len(rows[0]) if rows else 0
+    if any(len(r) != n_miners for r in rows):
+        raise ValueError("weight rows of different lengths")
+    c_stakes, _ = _doubles(stakes)
+    c_rows, _ = _doubles([w for r in rows for w in r])
+    consensus = (ctypes.c_double * max(n_miners, 1))()
+    vtrust = (ctypes.c_double * max(n_validators, 1))()
+    clipped = (ctypes.c_double * max(n_validators * n_miners, 1))()
+    _check(_l().bistro_yuma_clip(c_stakes, n_validators, c_rows, n_miners, float(kappa),
+                                 consensus, vtrust, clipped))
+    flat = list(clipped[:n_validators * n_miners])
+    return Consensus(list(consensus[:n_miners]), list(vtrust[:n_validators]),
+                     [flat[i * n_miners:(i + 1) * n_miners] for i in range(n_validators)])

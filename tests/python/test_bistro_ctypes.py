@@ -219,5 +219,83 @@ class Weights(unittest.TestCase):
         self.assertEqual(caught.exception.name, "BISTRO_ERR_INVALID_ARGUMENT")
 
 
+def py_judge(rule, lm, ld, gm, gd):
+    """The scoring rule written again from docs/incentive.md, as another
+    runtime's validator would: reason and score."""
+    def gains(master, with_delta):
+        return [(m - d) / m for m, d in zip(master, with_delta)]
+
+    def mean_se(xs):
+        n = len(xs)
+        mean = sum(xs) / n
+        var = sum((x - mean) ** 2 for x in xs) / (n - 1)
+        return mean, (var / n) ** 0.5
+
+    local, local_se = mean_se(gains(lm, ld))
+    glob, glob_se = mean_se(gains(gm, gd))
+    specific = local - glob
+    bound = specific - rule["confidence_z"] * (local_se ** 2 + glob_se ** 2) ** 0.5
+    if local <= rule["min_local_gain"]:
+        reason = "no_local_gain"
+    elif glob < -rule["max_global_harm"]:
+        reason = "hurts_global"
+    elif bound <= rule["min_specificity"]:
+        reason = "not_specific"
+    else:
+        reason = "scored"
+    score = min(max(specific, 0.0), 1.0) if reason == "scored" else 0.0
+    mergeable = reason in ("scored", "not_specific") and glob > rule["min_merge_gain"]
+    return reason, score, mergeable
+
+
+class Scoring(unittest.TestCase):
+    def test_the_rule_agrees_with_a_reimplementation_of_the_docs(self):
+        import random
+        rng = random.Random(12)
+        rule = bistro.score_rule_default()
+        self.assertEqual(rule["confidence_z"], 3.09)
+        reasons = set()
+        for _ in range(400):
+            n_local, n_global = rng.randint(2, 10), rng.randint(2, 10)
+            lm = [rng.uniform(3.0, 6.0) for _ in range(n_local)]
+            gm = [rng.uniform(3.0, 6.0) for _ in range(n_global)]
+            lift = rng.uniform(-0.05, 0.15)
+            ld = [m * (1 - lift - rng.gauss(0, 0.02)) for m in lm]
+            gd = [m * (1 - rng.uniform(-0.05, 0.03) - rng.gauss(0, 0.01)) for m in gm]
+            v = bistro.judge(lm, ld, gm, gd, rule)
+            reason, score, mergeable = py_judge(rule, lm, ld, gm, gd)
+            self.assertEqual((v.reason, v.mergeable), (reason, mergeable))
+            self.assertAlmostEqual(v.score, score, places=12)
+            reasons.add(reason)
+        # The cases reach every gate but the non-finite one.
+        self.assertEqual(reasons, {"scored", "no_local_gain", "hurts_global", "not_specific"})
+        v = bistro.judge([4.0, 4.0], [float("nan"), 3.0], [4.0, 4.0], [4.0, 4.0])
+        self.assertEqual((v.reason, v.score, v.mergeable), ("non_finite_loss", 0.0, False))
+        with self.assertRaises(bistro.BistroError) as caught:
+            bistro.judge([4.0], [3.0], [4.0], [4.0], dict(rule, max_global_harm=-1.0))
+        self.assertEqual(caught.exception.name, "BISTRO_ERR_INVALID_ARGUMENT")
+
+    def test_averages_and_consensus(self):
+        self.assertEqual(bistro.next_average(0.2, 0.6, 0.5), 0.4)
+        with self.assertRaises(bistro.BistroError):
+            bistro.next_average(0.2, 1.2, 0.5)
+        self.assertEqual(bistro.weights_from_averages([0.375, 0.0, 0.125]), [0.75, 0.0, 0.25])
+        self.assertEqual(bistro.weights_from_averages([0.0, 0.0]), [0.0, 0.0])
+        # 60 % of the stake agree on miner 0; the 10 % validator weighs miner 1.
+        c = bistro.yuma_clip([60, 30, 10], [[1, 0], [2, 0], [0, 1]])
+        self.assertEqual(c.consensus, [1.0, 0.0])
+        self.assertEqual(c.vtrust, [1.0, 1.0, 0.0])
+        self.assertEqual(c.clipped, [[1.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
+        # Two validators with half the stake each, on different miners: half
+        # the stake is enough for a consensus (kappa 0.5 or just under).
+        c = bistro.yuma_clip([50, 50], [[1, 0], [0, 1]], kappa=0.5)
+        self.assertEqual(c.consensus, [1.0, 1.0])
+        c = bistro.yuma_clip([50, 50], [[1, 0], [0, 1]])  # the chain's 32767/65535
+        self.assertEqual(c.vtrust, [1.0, 1.0])
+        with self.assertRaises(bistro.BistroError) as caught:
+            bistro.yuma_clip([1, float("inf")], [[1], [1]])
+        self.assertEqual(caught.exception.name, "BISTRO_ERR_NON_FINITE")
+
+
 if __name__ == "__main__":
     unittest.main()

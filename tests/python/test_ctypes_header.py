@@ -30,6 +30,8 @@ STRUCTS = {
     "bistro_encoding": bistro._Encoding,
     "bistro_tensor_info": bistro._TensorInfo,
     "bistro_dataset_params": bistro._DatasetParams,
+    "bistro_score_rule": bistro._ScoreRule,
+    "bistro_verdict": bistro._Verdict,
 }
 
 # Handles the module passes as `void *`.

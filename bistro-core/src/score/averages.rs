@@ -58,11 +58,6 @@ impl MovingAverages {
     /// Folds a score for `uid` (held by `hotkey`) into its average. A score
     /// must be finite and in `[0, 1]`, as [`ScoreRule::judge`](super::ScoreRule::judge) gives.
     pub fn record(&mut self, uid: u16, hotkey: PublicKey, block: u64, score: f64) -> Result<()> {
-        if !(0.0..=1.0).contains(&score) {
-            return Err(Error::InvalidArgument(format!(
-                "score {score} for uid {uid} is not in [0, 1]"
-            )));
-        }
         let fresh = UidRecord {
             hotkey,
             average: 0.0,
@@ -74,7 +69,8 @@ impl MovingAverages {
         if record.hotkey != hotkey {
             *record = fresh;
         }
-        record.average += self.alpha * (score - record.average);
+        record.average = next_average(record.average, score, self.alpha)
+            .map_err(|e| Error::InvalidArgument(format!("uid {uid}: {e}")))?;
         record.evaluations += 1;
         record.last_block = block;
         record.last_score = score;
@@ -102,14 +98,12 @@ impl MovingAverages {
     /// Weights proportional to the averages, summing to 1, for uids with a
     /// positive average; empty when nobody has earned anything.
     pub fn weights(&self) -> Vec<(u16, f64)> {
-        let total: f64 = self.records.values().map(|r| r.average).sum();
-        if total <= 0.0 || !total.is_finite() {
-            return Vec::new();
-        }
+        let averages: Vec<f64> = self.records.values().map(|r| r.average).collect();
         self.records
-            .iter()
-            .filter(|(_, r)| r.average > 0.0)
-            .map(|(uid, r)| (*uid, r.average / total))
+            .keys()
+            .zip(weights_from_averages(&averages))
+            .filter(|(_, w)| *w > 0.0)
+            .map(|(uid, w)| (*uid, w))
             .collect()
     }
 
@@ -144,6 +138,36 @@ impl MovingAverages {
         }
         Ok(state)
     }
+}
+
+/// One step of a moving average: `average + alpha · (score − average)`.
+/// A new uid's average starts at 0. [`Error::InvalidArgument`] unless
+/// `alpha` is in `(0, 1]` and `average` and `score` are in `[0, 1]` (so the
+/// result is too).
+pub fn next_average(average: f64, score: f64, alpha: f64) -> Result<f64> {
+    check_alpha(alpha)?;
+    for (what, x) in [("score", score), ("average", average)] {
+        if !(0.0..=1.0).contains(&x) {
+            return Err(Error::InvalidArgument(format!(
+                "{what} {x} is not in [0, 1]"
+            )));
+        }
+    }
+    Ok(average + alpha * (score - average))
+}
+
+/// Weights proportional to `averages`, summing to 1: each positive average
+/// divided by the sum of all; 0 for the others. All 0 when the sum is not
+/// positive and finite (nobody has earned anything).
+pub fn weights_from_averages(averages: &[f64]) -> Vec<f64> {
+    let total: f64 = averages.iter().sum();
+    if total <= 0.0 || !total.is_finite() {
+        return vec![0.0; averages.len()];
+    }
+    averages
+        .iter()
+        .map(|&a| if a > 0.0 { a / total } else { 0.0 })
+        .collect()
 }
 
 fn check_alpha(alpha: f64) -> Result<()> {

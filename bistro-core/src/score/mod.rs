@@ -18,7 +18,7 @@ mod averages;
 mod rule;
 pub mod yuma;
 
-pub use averages::{MovingAverages, STATE_VERSION, UidRecord};
+pub use averages::{MovingAverages, STATE_VERSION, UidRecord, next_average, weights_from_averages};
 pub use rule::{
     Evaluation, LossPair, PageLosses, ScoreRule, Verdict, VerdictReason, mean_and_standard_error,
 };
