@@ -58,22 +58,24 @@ impl MovingAverages {
     /// Folds a score for `uid` (held by `hotkey`) into its average. A score
     /// must be finite and in `[0, 1]`, as [`ScoreRule::judge`](super::ScoreRule::judge) gives.
     pub fn record(&mut self, uid: u16, hotkey: PublicKey, block: u64, score: f64) -> Result<()> {
-        let fresh = UidRecord {
-            hotkey,
-            average: 0.0,
-            evaluations: 0,
-            last_block: block,
-            last_score: score,
-        };
-        let record = self.records.entry(uid).or_insert_with(|| fresh.clone());
-        if record.hotkey != hotkey {
-            *record = fresh;
-        }
-        record.average = next_average(record.average, score, self.alpha)
+        // A uid taken by another hotkey starts over from 0.
+        let (average, evaluations) = self
+            .records
+            .get(&uid)
+            .filter(|r| r.hotkey == hotkey)
+            .map_or((0.0, 0), |r| (r.average, r.evaluations));
+        let average = next_average(average, score, self.alpha)
             .map_err(|e| Error::InvalidArgument(format!("uid {uid}: {e}")))?;
-        record.evaluations += 1;
-        record.last_block = block;
-        record.last_score = score;
+        self.records.insert(
+            uid,
+            UidRecord {
+                hotkey,
+                average,
+                evaluations: evaluations + 1,
+                last_block: block,
+                last_score: score,
+            },
+        );
         Ok(())
     }
 
