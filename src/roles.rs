@@ -115,11 +115,9 @@ impl Setup {
                 )?);
                 let preset = args.extra("model.preset").unwrap_or("150m");
                 // A new window every round (epochs as long as a round).
-                let round_blocks = 25;
-                let mut params = SubnetParams::new(args.netuid, data.params(100, round_blocks, 2)?);
-                params.round_blocks = round_blocks;
-                params.weights_interval_blocks = 100;
-                params.seq_len = 1024;
+                let round_blocks = SubnetParams::BITTENSOR_ROUND_BLOCKS;
+                let params =
+                    SubnetParams::bittensor(args.netuid, data.params(100, round_blocks, 2)?);
                 Ok(Setup {
                     chain,
                     keypair,

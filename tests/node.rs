@@ -11,6 +11,7 @@ use bistro::codec::{DType, DeltaHeader, Encoding, Limits};
 use bistro::model::{Device, TrainConfig};
 use bistro::node::DeltaEncoding;
 use bistro::node::miner::{MasterStatus, Miner, MinerConfig};
+use bistro::node::run_params::{RunParams, run_params_key};
 use bistro::node::sealing::{SealTarget, seal_target};
 use bistro::node::upload::upload_delta;
 use bistro::node::validator::{FetchBudget, Validator};
@@ -463,6 +464,78 @@ fn content_swapped_after_the_snapshot_or_a_lying_key_is_corrupt() {
     assert_eq!(record.delta_size, Some(snapshot.pins[&swapper].size));
     assert_eq!(record.object_digest, Some(snapshot.pins[&swapper].digest));
     assert_eq!(record.master_block, validator.master().pointer.block);
+    // Every record names the run parameters the validator published.
+    let (vb, _) = bucket(&net.root, "validator");
+    let published = RunParams::read(vb.as_ref(), &net.validator_key.public())
+        .unwrap()
+        .unwrap();
+    let digest = published.digest().unwrap();
+    assert!(log.iter().all(|r| r.params == Some(digest)));
+}
+
+#[test]
+fn a_miner_with_other_run_parameters_refuses_to_train() {
+    let net = net();
+    net.miner(1);
+    let validator = net.validator(0);
+    // The validator published what it runs.
+    let (vb, _) = bucket(&net.root, "validator");
+    let hotkey = net.validator_key.public();
+    let published = RunParams::read(vb.as_ref(), &hotkey).unwrap().unwrap();
+    assert_eq!(
+        published,
+        RunParams::new(net.params.clone(), net.model.clone())
+    );
+    let miner = |adjust: &dyn Fn(&mut MinerConfig)| {
+        let (own, commitment) = bucket(&net.root, "miner-1");
+        let mut config = MinerConfig {
+            params: net.params.clone(),
+            model: net.model.clone(),
+            train: TrainConfig::default(),
+            device: Device::Cpu,
+            steps_per_upload: 1,
+            pages_per_step: 1,
+            encoding: DeltaEncoding::parse("dense-bf16").unwrap(),
+            work_dir: net.root.join("miner-1"),
+        };
+        adjust(&mut config);
+        let chain: Arc<dyn Chain> = net.chain.clone();
+        Miner::new(chain, own, commitment, key(1), net.data.clone(), config).unwrap()
+    };
+    // Other pages per evaluation and another model width: refused, naming
+    // both fields, before any master is loaded.
+    let mut other = miner(&|c| {
+        c.params.local_pages += 1;
+        c.model.intermediate_size += 8;
+    });
+    match other.sync_master() {
+        Err(Error::ParamsMismatch {
+            publisher,
+            differences,
+        }) => {
+            assert_eq!(publisher, hotkey.to_ss58());
+            let fields: Vec<&str> = differences
+                .iter()
+                .map(|d| d.split(':').next().unwrap())
+                .collect();
+            assert_eq!(fields, ["model.intermediate_size", "subnet.local_pages"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(other.master().is_none());
+    // The same parameters: it trains on the validator's master.
+    let mut same = miner(&|_| {});
+    assert_eq!(
+        same.sync_master().unwrap(),
+        MasterStatus::Updated(validator.master().revision())
+    );
+    // Tampered parameters are a typed error, not a guess.
+    vb.put(&run_params_key(&hotkey), b"{\"version\": 1, \"subnet\": 7}")
+        .unwrap();
+    assert!(matches!(
+        miner(&|_| {}).sync_master(),
+        Err(Error::Corrupt { .. })
+    ));
 }
 
 #[test]

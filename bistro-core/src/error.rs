@@ -153,6 +153,17 @@ pub enum Error {
     /// Timelock encryption or a sealed envelope failed: see [`TimelockError`].
     #[error("timelock: {0}")]
     Timelock(#[from] TimelockError),
+
+    /// This participant's run parameters (protocol parameters, model) are
+    /// not the ones a validator published
+    /// ([`crate::node::run_params::RunParams`]).
+    #[error("run parameters differ from those validator {publisher} published: {}", differences.join("; "))]
+    ParamsMismatch {
+        /// The publisher's hotkey (SS58).
+        publisher: String,
+        /// Each differing field: `path: ours here, theirs published`.
+        differences: Vec<String>,
+    },
 }
 
 /// What went wrong with timelock-encrypted data (a ciphertext, a beacon pulse

@@ -77,8 +77,8 @@ pub mod util;
 #[cfg(feature = "timelock")]
 pub mod timelock;
 
-#[cfg(feature = "torch")]
-#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
+// The model: its configuration always; the libtorch model, checkpoints,
+// training and the outer optimizer with the `torch` feature.
 pub mod model;
 
 #[cfg(feature = "fuzzing")]

@@ -75,6 +75,11 @@ pub struct EvalRecord {
     pub restored_exact: Option<bool>,
     /// The rule's parameters.
     pub rule: ScoreRule,
+    /// The digest of the run parameters the validator published
+    /// (`validators/<hotkey>/params.json`, [`crate::node::run_params`]);
+    /// absent in records written before they were published.
+    #[serde(default)]
+    pub params: Option<Digest>,
     /// Milliseconds spent: download, decode+apply, evaluate, restore.
     pub timings_ms: Timings,
 }
@@ -179,6 +184,7 @@ mod tests {
             hotkey: PublicKey([uid as u8; 32]),
             delta_key: Some("deltas/x/00000000000000000020.delta".into()),
             delta_size: Some(1234),
+            params: Some(Digest::of(b"params")),
             object_digest: Some(Digest::of(b"sealed")),
             delta_digest: None,
             local_pages: vec![1, 2],

@@ -2,15 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::chain::{Chain, Metagraph};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::model::outer::OuterState;
 use crate::model::{Checkpoint, Config, Device, Model};
-use crate::node::SubnetParams;
-use crate::node::lead::find_master_source;
+use crate::storage::Bucket;
 use crate::storage::keys::{MasterPointer, outer_state_key, publish_master, read_master_pointer};
-use crate::storage::{Bucket, BucketCommitment, EndpointPolicy};
 
 /// A master checkpoint on local disk whose content digest was checked
 /// against the pointer that named it.
@@ -177,20 +174,4 @@ pub fn publish_outer_state(
     let path = outer_cache_path(cache_dir, &state.master());
     state.save(&path)?;
     bucket.put_file(&outer_state_key(&state.master()), &path)
-}
-
-/// Finds the bucket the master is published in at block `now`: the lead's
-/// (the validator with the most stake that has a master pointer, is live
-/// and is not refused by the others), or, in the round a validator takes
-/// the lead, the bucket of the one it followed ([`find_master_source`]).
-/// Validators' buckets are read with any endpoint: they hold stake on the
-/// subnet, and the master is checked against its revision anyway.
-pub fn discover_master_bucket(
-    chain: &dyn Chain,
-    metagraph: &Metagraph,
-    params: &SubnetParams,
-    now: u64,
-) -> Result<Option<(BucketCommitment, Box<dyn Bucket>)>> {
-    let source = find_master_source(chain, metagraph, params, now, EndpointPolicy::Any)?;
-    Ok(source.map(|l| (l.commitment, l.bucket)))
 }

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::encoding::DeltaEncoding;
-use super::master::{LocalMaster, discover_master_bucket, fetch_master};
+use super::lead::find_master_source;
+use super::master::{LocalMaster, fetch_master};
 use super::params::SubnetParams;
+use super::run_params::RunParams;
 use super::sealing::seal_target;
 use super::upload::{Uploaded, upload_delta};
 use crate::chain::Chain;
@@ -18,7 +20,7 @@ use crate::identity::{Keypair, PublicKey};
 use crate::model::delta::{Residuals, build};
 use crate::model::{Config, Device, Model, TrainConfig, Trainer};
 use crate::pages::{Window, window};
-use crate::storage::{Bucket, BucketCommitment};
+use crate::storage::{Bucket, BucketCommitment, EndpointPolicy};
 
 /// How a miner trains and encodes.
 #[derive(Clone, Debug)]
@@ -87,7 +89,7 @@ pub struct Miner {
     config: MinerConfig,
     master_bucket: Option<Box<dyn Bucket>>,
     /// Whether `master_bucket` was given ([`Miner::with_master_bucket`])
-    /// rather than found ([`discover_master_bucket`]) each time.
+    /// rather than found ([`find_master_source`]) each time.
     fixed_master_bucket: bool,
     training: Option<Training>,
     /// Residuals read from the work folder at start, carried into the first
@@ -194,11 +196,23 @@ impl Miner {
         if !self.fixed_master_bucket {
             let metagraph = self.chain.metagraph(self.config.params.netuid)?;
             let now = self.chain.block()?.number;
-            match discover_master_bucket(self.chain.as_ref(), &metagraph, &self.config.params, now)?
-            {
-                Some((_, bucket)) => self.master_bucket = Some(bucket),
-                None => return Ok(MasterStatus::Missing),
+            // Validators' buckets are read with any endpoint: they hold
+            // stake on the subnet, and the master is checked against its
+            // revision anyway.
+            let params = &self.config.params;
+            let policy = EndpointPolicy::Any;
+            let Some(source) =
+                find_master_source(self.chain.as_ref(), &metagraph, params, now, policy)?
+            else {
+                return Ok(MasterStatus::Missing);
+            };
+            // Deltas made with other parameters would silently score
+            // nothing: refuse to train instead.
+            if let Some(theirs) = RunParams::read(source.bucket.as_ref(), &source.hotkey)? {
+                let mine = RunParams::new(params.clone(), self.config.model.clone());
+                mine.require_same(&theirs, &source.hotkey)?;
             }
+            self.master_bucket = Some(source.bucket);
         }
         let bucket = self
             .master_bucket

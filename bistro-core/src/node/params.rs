@@ -68,6 +68,24 @@ impl SubnetParams {
         }
     }
 
+    /// The round length of [`bittensor`](Self::bittensor), in blocks (5
+    /// minutes at 12 s a block).
+    pub const BITTENSOR_ROUND_BLOCKS: u64 = 25;
+
+    /// The preset for a subnet on Bittensor: rounds of
+    /// [`BITTENSOR_ROUND_BLOCKS`](Self::BITTENSOR_ROUND_BLOCKS), weights at
+    /// most every 100 blocks (the chain's usual rate limit), rows of 1024
+    /// tokens; `pages` should have epochs as long as a round (a new window
+    /// every round). The rest as [`new`](Self::new).
+    pub fn bittensor(netuid: u16, pages: DatasetParams) -> Self {
+        SubnetParams {
+            round_blocks: Self::BITTENSOR_ROUND_BLOCKS,
+            weights_interval_blocks: 100,
+            seq_len: 1024,
+            ..Self::new(netuid, pages)
+        }
+    }
+
     /// Checks every field is usable.
     pub fn validate(&self) -> Result<()> {
         self.pages.validate()?;

@@ -49,11 +49,13 @@ use super::master::{LocalMaster, fetch_master, publish_model};
 use super::miner::check_dataset;
 use super::params::SubnetParams;
 use super::rejection::Rejection;
+use super::run_params::RunParams;
 use super::sealing::accepted_rounds;
 use super::similarity::{SketchEntry, SketchSource, SketchStore};
 use crate::chain::{Chain, Metagraph};
 use crate::codec::Limits;
 use crate::data::{PageSource, PagedBatch};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, PublicKey};
 use crate::model::delta::{Backup, apply_with_backup};
@@ -105,6 +107,8 @@ pub struct Validator {
     policy: EndpointPolicy,
     /// Whether it leads this round (publishes masters): see `follow`.
     leading: bool,
+    /// The digest of the run parameters it published.
+    run_params: Digest,
 }
 
 /// What every evaluation of one round shares: the deadline, the reveal
@@ -132,7 +136,9 @@ struct Judged {
 impl Validator {
     /// Opens (or starts) a validator: loads its state from `work_dir`, the
     /// master from its bucket — publishing a genesis master if there is none —
-    /// and publishes its bucket commitment so miners find the master.
+    /// publishes its run parameters (`validators/<hotkey>/params.json`,
+    /// named by every log record) and its bucket commitment so miners find
+    /// the master.
     pub fn new(
         chain: Arc<dyn Chain>,
         bucket: Box<dyn Bucket>,
@@ -161,6 +167,8 @@ impl Validator {
             }
         };
         let model = load_for_eval(&master, &config)?;
+        let run_params = RunParams::new(config.params.clone(), config.model.clone())
+            .publish(bucket.as_ref(), &keypair.public())?;
         if !state.held.contains(&master.revision()) {
             state.held.push(master.revision());
         }
@@ -186,6 +194,7 @@ impl Validator {
             fetch_budget: FetchBudget::default(),
             policy: EndpointPolicy::default(),
             leading: true,
+            run_params,
         })
     }
 
@@ -700,6 +709,7 @@ impl Validator {
             mergeable: false,
             restored_exact: None,
             rule: params.rule,
+            params: Some(self.run_params),
             timings_ms: Timings::default(),
         };
         let outcome = match fetched {
@@ -990,10 +1000,8 @@ impl Validator {
         }
     }
 
-    /// Uploads this round's log lines and the state to the validator's
-    /// bucket, so anyone can recompute its scores.
     /// Publishes the round's log, the state and the lead status (`lead`:
-    /// whom it took as lead this round).
+    /// whom it took as lead this round), so anyone can recompute its scores.
     fn publish_round_log(&self, deadline: u64, lead: PublicKey) -> Result<()> {
         self.bucket.put(
             &eval_log_key(&self.hotkey(), deadline),
