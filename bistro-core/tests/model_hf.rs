@@ -211,6 +211,57 @@ fn transformers_loads_a_bistro_checkpoint_and_computes_the_same_logits() {
     }
 }
 
+const HF_READS_FOLDER_PY: &str = r#"
+import json, sys, torch
+from transformers import AutoModelForCausalLM, GenerationConfig
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).eval()
+batch = json.load(open(sys.argv[2]))
+ids = torch.tensor(batch["tokens"]).view(batch["rows"], batch["seq_len"])
+mask = torch.tensor(batch["mask"]).view(batch["rows"], batch["seq_len"])
+with torch.no_grad():
+    loss = model(input_ids=ids, labels=ids.masked_fill(mask == 0, -100)).loss.item()
+generation = GenerationConfig.from_pretrained(sys.argv[1])
+print(json.dumps({"loss": loss, "class": type(model).__name__, "eos": generation.eos_token_id}))
+"#;
+
+/// A master as a validator publishes it — its folder in the bucket, not a
+/// copy made for the test — loads with `AutoModelForCausalLM.from_pretrained`.
+#[test]
+fn transformers_loads_a_published_master_folder_as_it_is() {
+    use bistro_core::node::master::publish_model;
+    use bistro_core::storage::LocalBucket;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = LocalBucket::create(dir.path().join("bucket")).unwrap();
+    let model = Model::new(tiny(), 5, Device::Cpu).unwrap();
+    let master = publish_model(&model, &bucket, &dir.path().join("cache"), 7).unwrap();
+    let folder = dir
+        .path()
+        .join("bucket/master")
+        .join(master.revision().to_hex());
+    let batch = padded_batch();
+    let batch_path = dir.path().join("batch.json");
+    std::fs::write(
+        &batch_path,
+        serde_json::json!({"rows": batch.rows, "seq_len": batch.seq_len,
+                           "tokens": batch.tokens, "mask": batch.mask})
+        .to_string(),
+    )
+    .unwrap();
+    let Some(out) = run_python(
+        "transformers loads a published master",
+        HF_READS_FOLDER_PY,
+        &[&folder, &batch_path],
+    ) else {
+        return;
+    };
+    let reply: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(reply["class"], "LlamaForCausalLM");
+    assert_eq!(reply["eos"], 50256);
+    let hf_loss = reply["loss"].as_f64().unwrap();
+    let loss = model.loss(&batch).unwrap();
+    assert!((hf_loss - loss).abs() < 1e-5, "HF {hf_loss} vs {loss}");
+}
+
 const BISTRO_READS_HF_PY: &str = r#"
 import json, sys, numpy as np, torch
 from transformers import LlamaConfig, LlamaForCausalLM

@@ -338,6 +338,25 @@ impl Config {
             .map_err(|e| Error::Model(format!("cannot serialize config: {e}")))
     }
 
+    /// HF `generation_config.json` for this model: its special token ids
+    /// (those it has), marked as taken from the model's configuration, as
+    /// `transformers`' `GenerationConfig.from_model_config` writes it.
+    pub fn generation_config_json(&self) -> Result<String> {
+        let mut fields = serde_json::Map::new();
+        fields.insert("_from_model_config".into(), true.into());
+        for (name, id) in [
+            ("bos_token_id", self.bos_token_id),
+            ("eos_token_id", self.eos_token_id),
+            ("pad_token_id", self.pad_token_id),
+        ] {
+            if let Some(id) = id {
+                fields.insert(name.into(), id.into());
+            }
+        }
+        serde_json::to_string_pretty(&fields)
+            .map_err(|e| Error::Model(format!("cannot serialize generation config: {e}")))
+    }
+
     /// Writes the configuration as HF `config.json`, atomically.
     pub fn write_hf_json(&self, path: impl AsRef<Path>) -> Result<()> {
         let mut text = self.to_hf_json()?;

@@ -7,7 +7,10 @@ use crate::error::{Error, Result};
 use crate::model::outer::OuterState;
 use crate::model::{Checkpoint, Config, Device, Model};
 use crate::storage::Bucket;
-use crate::storage::keys::{MasterPointer, outer_state_key, publish_master, read_master_pointer};
+use crate::storage::keys::{
+    MASTER_CONFIG_FILE, MASTER_GENERATION_CONFIG_FILE, MasterPointer, master_file_key,
+    outer_state_key, publish_master, read_master_pointer,
+};
 
 /// A master checkpoint on local disk whose content digest was checked
 /// against the pointer that named it.
@@ -107,8 +110,9 @@ pub fn fetch_pointed(
 }
 
 /// Saves `model` into `cache_dir` and publishes it to `bucket` at `block`:
-/// the checkpoint first, then the pointer, so readers never see a pointer
-/// to a missing or partial checkpoint.
+/// its folder's `config.json` and `generation_config.json`
+/// ([`publish_hf_files`]), the checkpoint, then the pointer, so readers
+/// never see a pointer to a missing or partial master.
 pub fn publish_model(
     model: &Model,
     bucket: &dyn Bucket,
@@ -120,11 +124,30 @@ pub fn publish_model(
     let path = cache_path(cache_dir, &revision);
     model.save(&path)?;
     let checkpoint = Checkpoint::open(&path, model.config())?;
+    publish_hf_files(bucket, &revision, model.config())?;
     let pointer = publish_master(bucket, &path, revision, block)?;
     Ok(LocalMaster {
         pointer,
         checkpoint,
     })
+}
+
+/// Writes the files that make master `revision`'s folder an HF model folder
+/// besides its checkpoint (`config.json`, `generation_config.json`), so that
+/// `transformers`' `from_pretrained` loads the folder as published.
+pub fn publish_hf_files(bucket: &dyn Bucket, revision: &Digest, config: &Config) -> Result<()> {
+    let files = [
+        (MASTER_CONFIG_FILE, config.to_hf_json()?),
+        (
+            MASTER_GENERATION_CONFIG_FILE,
+            config.generation_config_json()?,
+        ),
+    ];
+    for (file, mut text) in files {
+        text.push('\n');
+        bucket.put(&master_file_key(revision, file), text.as_bytes())?;
+    }
+    Ok(())
 }
 
 fn outer_cache_path(cache_dir: &Path, revision: &Digest) -> PathBuf {

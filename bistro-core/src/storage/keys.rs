@@ -3,7 +3,7 @@
 //! | what | key | in whose bucket |
 //! | --- | --- | --- |
 //! | a miner's delta for a block | `deltas/<miner ss58>/<block, 20 digits>-<digest, 64 hex>.delta` | the miner's |
-//! | a master checkpoint | `master/<revision hex>.ckpt` | the master owner's |
+//! | a master, as an HF model folder | `master/<revision hex>/`: `model.safetensors` (the checkpoint), `config.json`, `generation_config.json` | the master owner's |
 //! | the outer optimizer's state that goes with a master | `master/<revision hex>.outer` | the master owner's |
 //! | the pointer to the latest master | `master/LATEST.json` ([`MASTER_POINTER`]) | the master owner's |
 //! | a validator's state | `validators/<validator ss58>/state.json` | the validator's |
@@ -36,8 +36,12 @@ pub const DELTAS_DIR: &str = "deltas";
 pub const DELTA_EXT: &str = ".delta";
 /// Folder of master checkpoints and their pointer.
 pub const MASTER_DIR: &str = "master";
-/// The extension of a master checkpoint object.
-pub const MASTER_EXT: &str = ".ckpt";
+/// The checkpoint's name inside a master's folder (HF's single-file name).
+pub const MASTER_WEIGHTS_FILE: &str = "model.safetensors";
+/// The model configuration's name inside a master's folder (HF `config.json`).
+pub const MASTER_CONFIG_FILE: &str = "config.json";
+/// The generation defaults' name inside a master's folder (HF).
+pub const MASTER_GENERATION_CONFIG_FILE: &str = "generation_config.json";
 /// The extension of the outer optimizer state published beside a master.
 pub const OUTER_STATE_EXT: &str = ".outer";
 /// The key of the pointer to the latest master (a small JSON object, see
@@ -112,9 +116,18 @@ fn parse_block(digits: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// The key of the master checkpoint with content digest `revision`.
+/// The key of the master checkpoint with content digest `revision`: the
+/// weights file of its folder ([`master_file_key`]).
 pub fn master_key(revision: &Digest) -> String {
-    format!("{MASTER_DIR}/{}{MASTER_EXT}", revision.to_hex())
+    master_file_key(revision, MASTER_WEIGHTS_FILE)
+}
+
+/// The key of `file` in the folder of master `revision`
+/// (`master/<revision hex>/<file>`), which `transformers` loads as a model
+/// folder: [`MASTER_WEIGHTS_FILE`], [`MASTER_CONFIG_FILE`],
+/// [`MASTER_GENERATION_CONFIG_FILE`].
+pub fn master_file_key(revision: &Digest, file: &str) -> String {
+    format!("{MASTER_DIR}/{}/{file}", revision.to_hex())
 }
 
 /// The key of the outer optimizer state (momentum) that goes with the
@@ -128,7 +141,8 @@ pub fn parse_master_key(key: &str) -> Option<Digest> {
     let hex = key
         .strip_prefix(MASTER_DIR)?
         .strip_prefix('/')?
-        .strip_suffix(MASTER_EXT)?;
+        .strip_suffix(MASTER_WEIGHTS_FILE)?
+        .strip_suffix('/')?;
     parse_lower_hex_digest(hex)
 }
 
@@ -396,7 +410,7 @@ mod tests {
         assert_eq!(MasterPointer::from_json(&p.to_json()).unwrap(), p);
 
         let mut wrong_key = p.clone();
-        wrong_key.key = "master/other.ckpt".into();
+        wrong_key.key = "master/other/model.safetensors".into();
         assert!(matches!(
             MasterPointer::from_json(&wrong_key.to_json()),
             Err(Error::Corrupt { .. })

@@ -1,7 +1,7 @@
 //! The lineage record: where a published master came from, so that anyone —
 //! a following validator, an auditor — can recompute it bit for bit.
 //!
-//! Beside every master `master/<revision>.ckpt` the publishing validator
+//! Beside every master's folder `master/<revision>/` the publishing validator
 //! writes `master/<revision>.lineage.json` (before the checkpoint and the
 //! pointer): its parent revision, the round's deadline, the merge rule, and
 //! each merged delta in merge order — its uid, hotkey, the bucket commitment

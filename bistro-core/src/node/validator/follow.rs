@@ -20,7 +20,10 @@ use crate::identity::PublicKey;
 use crate::node::lead::{Lead, MAX_REFUSALS, Refusal, survey};
 use crate::node::lineage::{Lineage, MAX_LINEAGE_BYTES, lineage_key, verify};
 use crate::node::master::{LocalMaster, fetch_pointed};
-use crate::storage::keys::{MASTER_POINTER, MasterPointer, master_key, outer_state_key};
+use crate::storage::keys::{
+    MASTER_CONFIG_FILE, MASTER_GENERATION_CONFIG_FILE, MASTER_POINTER, MasterPointer,
+    master_file_key, master_key, outer_state_key,
+};
 
 use super::{Validator, load_for_eval};
 
@@ -242,7 +245,13 @@ impl Validator {
     /// the master cache and checked against `revision` on the way.
     fn mirror(&self, lead: &Lead, revision: Digest, block: u64) -> Result<LocalMaster> {
         let cap = crate::node::master::max_master_bytes(&self.config.model).saturating_mul(3);
-        for key in [outer_state_key(&revision), lineage_key(&revision)] {
+        let keys = [
+            outer_state_key(&revision),
+            lineage_key(&revision),
+            master_file_key(&revision, MASTER_CONFIG_FILE),
+            master_file_key(&revision, MASTER_GENERATION_CONFIG_FILE),
+        ];
+        for key in keys {
             match lead.bucket.get(&key, cap) {
                 Ok(bytes) => self.bucket.put(&key, &bytes)?,
                 Err(Error::NotFound(_)) => {}
