@@ -143,6 +143,15 @@ fn padded_batch() -> Batch {
     Batch::pack([&text[..40], &text[50..75], &text[80..112]], 32, 50256).unwrap()
 }
 
+/// Writes `batch` as `dir/batch.json`, the form the Python scripts read.
+fn write_batch(batch: &Batch, dir: &Path) -> PathBuf {
+    let path = dir.join("batch.json");
+    let json = serde_json::json!({"rows": batch.rows, "seq_len": batch.seq_len,
+                                  "tokens": batch.tokens, "mask": batch.mask});
+    std::fs::write(&path, json.to_string()).unwrap();
+    path
+}
+
 const HF_READS_BISTRO_PY: &str = r#"
 import json, sys, numpy as np, torch
 from transformers import LlamaForCausalLM
@@ -167,14 +176,7 @@ fn transformers_loads_a_bistro_checkpoint_and_computes_the_same_logits() {
         let model_dir = dir.path().join(label);
         model.save_pretrained(&model_dir).unwrap();
         let batch = padded_batch();
-        let batch_path = dir.path().join("batch.json");
-        std::fs::write(
-            &batch_path,
-            serde_json::json!({"rows": batch.rows, "seq_len": batch.seq_len,
-                               "tokens": batch.tokens, "mask": batch.mask})
-            .to_string(),
-        )
-        .unwrap();
+        let batch_path = write_batch(&batch, dir.path());
         let logits_path = dir.path().join("logits.f32");
         let Some(out) = run_python(
             "transformers reads bistro",
@@ -239,14 +241,7 @@ fn transformers_loads_a_published_master_folder_as_it_is() {
         .join("bucket/master")
         .join(master.revision().to_hex());
     let batch = padded_batch();
-    let batch_path = dir.path().join("batch.json");
-    std::fs::write(
-        &batch_path,
-        serde_json::json!({"rows": batch.rows, "seq_len": batch.seq_len,
-                           "tokens": batch.tokens, "mask": batch.mask})
-        .to_string(),
-    )
-    .unwrap();
+    let batch_path = write_batch(&batch, dir.path());
     let Some(out) = run_python(
         "transformers loads a published master",
         HF_READS_FOLDER_PY,
@@ -289,14 +284,7 @@ fn bistro_loads_a_transformers_checkpoint() {
     let model_dir = dir.path().join("hf");
     let text = text_tokens();
     let batch = Batch::pack([&text[..30], &text[40..60]], 24, 0).unwrap();
-    let batch_path = dir.path().join("batch.json");
-    std::fs::write(
-        &batch_path,
-        serde_json::json!({"rows": batch.rows, "seq_len": batch.seq_len,
-                           "tokens": batch.tokens, "mask": batch.mask})
-        .to_string(),
-    )
-    .unwrap();
+    let batch_path = write_batch(&batch, dir.path());
     let script = format!("{REVISION_PY}\n{BISTRO_READS_HF_PY}");
     let Some(out) = run_python(
         "bistro reads transformers",

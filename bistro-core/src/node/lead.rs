@@ -36,7 +36,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::identity::PublicKey;
 use crate::storage::keys::{MasterPointer, VALIDATORS_DIR, read_master_pointer};
-use crate::storage::{Bucket, BucketCommitment, EndpointPolicy, open_bucket};
+use crate::storage::{Bucket, BucketCommitment, EndpointPolicy, get_if_present, open_bucket};
 
 use super::params::SubnetParams;
 
@@ -115,11 +115,9 @@ impl LeadStatus {
 
     /// Reads `validator`'s status from its bucket (`None` if it has none).
     pub fn read(bucket: &dyn Bucket, validator: &PublicKey) -> Result<Option<LeadStatus>> {
-        match bucket.get(&lead_status_key(validator), MAX_LEAD_STATUS_BYTES) {
-            Ok(bytes) => LeadStatus::from_json(&bytes).map(Some),
-            Err(Error::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
+        get_if_present(bucket, &lead_status_key(validator), MAX_LEAD_STATUS_BYTES)?
+            .map(|bytes| LeadStatus::from_json(&bytes))
+            .transpose()
     }
 }
 
@@ -158,9 +156,9 @@ pub struct Survey {
 }
 
 impl Survey {
-    /// Removes and returns validator `index`.
-    fn into_validator(mut self, index: Option<usize>) -> Option<Lead> {
-        index.map(|i| self.validators.swap_remove(i))
+    /// Removes and returns the validator `pick` chooses.
+    fn take(mut self, pick: fn(&Survey) -> Option<usize>) -> Option<Lead> {
+        pick(&self).map(|i| self.validators.swap_remove(i))
     }
 }
 
@@ -262,9 +260,7 @@ pub fn find_lead(
     now: u64,
     policy: EndpointPolicy,
 ) -> Result<Option<Lead>> {
-    let survey = survey(chain, metagraph, params, now, policy)?;
-    let lead = survey.lead;
-    Ok(survey.into_validator(lead))
+    Ok(survey(chain, metagraph, params, now, policy)?.take(|s| s.lead))
 }
 
 /// The validator whose master pointer names the next round's master at
@@ -277,9 +273,7 @@ pub fn find_master_source(
     now: u64,
     policy: EndpointPolicy,
 ) -> Result<Option<Lead>> {
-    let survey = survey(chain, metagraph, params, now, policy)?;
-    let source = survey.source;
-    Ok(survey.into_validator(source))
+    Ok(survey(chain, metagraph, params, now, policy)?.take(|s| s.source))
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::identity::PublicKey;
 use crate::model::Config;
-use crate::storage::Bucket;
 use crate::storage::keys::VALIDATORS_DIR;
+use crate::storage::{Bucket, get_if_present};
 
 use super::params::SubnetParams;
 
@@ -96,11 +96,9 @@ impl RunParams {
 
     /// Reads `validator`'s published parameters (`None` if it has none).
     pub fn read(bucket: &dyn Bucket, validator: &PublicKey) -> Result<Option<RunParams>> {
-        match bucket.get(&run_params_key(validator), MAX_RUN_PARAMS_BYTES) {
-            Ok(bytes) => RunParams::from_json(&bytes).map(Some),
-            Err(Error::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
+        get_if_present(bucket, &run_params_key(validator), MAX_RUN_PARAMS_BYTES)?
+            .map(|bytes| RunParams::from_json(&bytes))
+            .transpose()
     }
 
     /// Publishes them as `validator`'s; returns their digest.

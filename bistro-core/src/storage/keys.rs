@@ -311,11 +311,9 @@ pub fn publish_master(
 
 /// The latest master's pointer, or `None` if no master was published.
 pub fn read_master_pointer(bucket: &dyn Bucket) -> Result<Option<MasterPointer>> {
-    match bucket.get(MASTER_POINTER, MAX_POINTER_BYTES) {
-        Ok(bytes) => MasterPointer::from_json(&bytes).map(Some),
-        Err(Error::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
+    super::get_if_present(bucket, MASTER_POINTER, MAX_POINTER_BYTES)?
+        .map(|bytes| MasterPointer::from_json(&bytes))
+        .transpose()
 }
 
 #[cfg(test)]

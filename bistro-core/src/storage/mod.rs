@@ -29,7 +29,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub mod commitment;
 pub mod endpoint;
@@ -70,6 +70,16 @@ pub struct ObjectInfo {
     /// the writer's: see `docs/storage.md`, "Choosing the latest delta").
     /// S3 reports whole seconds in `HEAD` and milliseconds in listings.
     pub last_modified: SystemTime,
+}
+
+/// `bucket.get(key, max_bytes)`, with a missing object as `None` rather
+/// than an error (the small records that may not have been written yet).
+pub fn get_if_present(bucket: &dyn Bucket, key: &str, max_bytes: u64) -> Result<Option<Vec<u8>>> {
+    match bucket.get(key, max_bytes) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A store of immutable byte objects under string keys.
