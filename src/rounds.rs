@@ -247,6 +247,7 @@ mod tests {
             weights,
             weights_error: None,
             lead: None,
+            pruned_masters: 0,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod log;
 pub mod merge_rule;
 pub mod params;
 pub mod rejection;
+pub mod retention;
 pub mod run_params;
 pub mod similarity;
 

@@ -101,7 +101,8 @@ pub fn parse_delta_key(key: &str) -> Option<DeltaKey> {
 }
 
 /// A digest spelled as the builders spell it: 64 lowercase hex digits.
-fn parse_lower_hex_digest(hex: &str) -> Option<Digest> {
+/// A digest written as 64 lower-case hex digits, exactly as keys spell it.
+pub(crate) fn parse_lower_hex_digest(hex: &str) -> Option<Digest> {
     let canonical = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     if !canonical {
         return None;

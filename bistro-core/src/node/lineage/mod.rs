@@ -19,6 +19,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::identity::PublicKey;
 use crate::node::merge_rule::MergeRule;
+use crate::storage::keys::MASTER_DIR;
 
 #[cfg(feature = "torch")]
 mod verify;
@@ -34,8 +35,11 @@ pub const MAX_LINEAGE_BYTES: u64 = 1 << 20;
 
 /// The key of the lineage record of the master `revision`.
 pub fn lineage_key(revision: &Digest) -> String {
-    format!("master/{}.lineage.json", revision.to_hex())
+    format!("{MASTER_DIR}/{}{LINEAGE_EXT}", revision.to_hex())
 }
+
+/// The extension of a lineage record's key.
+pub const LINEAGE_EXT: &str = ".lineage.json";
 
 /// One delta that went into a master.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -49,6 +49,7 @@ use super::master::{LocalMaster, fetch_master, publish_model};
 use super::miner::check_dataset;
 use super::params::SubnetParams;
 use super::rejection::Rejection;
+use super::retention::{AUDIT_WINDOW_ROUNDS, masters_to_keep, prune_masters};
 use super::run_params::RunParams;
 use super::sealing::accepted_rounds;
 use super::similarity::{SketchEntry, SketchSource, SketchStore};
@@ -367,6 +368,9 @@ impl Validator {
         }
         let (weights, weights_error) = self.maybe_set_weights(deadline);
         self.publish_round_log(deadline, lead.lead)?;
+        let window = AUDIT_WINDOW_ROUNDS.saturating_mul(self.config.params.round_blocks);
+        let keep = masters_to_keep(self.bucket.as_ref(), self.master.revision(), window)?;
+        let pruned_masters = prune_masters(self.bucket.as_ref(), &keep)?;
         let heldout_loss = self.heldout_loss()?;
         Ok(RoundReport {
             deadline,
@@ -380,6 +384,7 @@ impl Validator {
             weights,
             weights_error,
             lead: Some(lead),
+            pruned_masters,
         })
     }
 

@@ -59,6 +59,10 @@ pub struct RoundReport {
     /// Who led the round and what this validator made of its master.
     #[serde(default)]
     pub lead: Option<super::LeadView>,
+    /// Objects of masters older than the audit window removed from the
+    /// validator's bucket after the round ([`crate::node::retention`]).
+    #[serde(default)]
+    pub pruned_masters: usize,
 }
 
 impl RoundReport {
