@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use bistro::cli::{Args, Flag};
 use bistro::model::TrainConfig;
 use bistro::node::DeltaEncoding;
-use bistro::node::miner::{MasterStatus, Miner, MinerConfig};
+use bistro::node::miner::{Miner, MinerConfig, MinerEvent, RoundOutcome};
 use bistro::roles::{COMMON_FLAGS, Role, Setup};
 
 const FLAGS: &[Flag] = &[
@@ -64,7 +64,7 @@ fn run(args: &Args) -> bistro::Result<()> {
     let encoding = DeltaEncoding::parse(spec).ok_or_else(|| {
         bistro::Error::InvalidArgument(format!("--encoding {spec:?} is not an encoding"))
     })?;
-    let (chain, params) = (setup.chain.clone(), setup.params.clone());
+    let params = setup.params.clone();
     let config = MinerConfig {
         params: params.clone(),
         model: setup.model.clone(),
@@ -81,7 +81,7 @@ fn run(args: &Args) -> bistro::Result<()> {
         work_dir: setup.work_dir.clone(),
     };
     let mut miner = Miner::new(
-        chain.clone(),
+        setup.chain,
         setup.bucket,
         setup.commitment,
         setup.keypair,
@@ -98,78 +98,60 @@ fn run(args: &Args) -> bistro::Result<()> {
         println!("published the bucket commitment");
     }
     let mut done = 0u64;
-    // How many blocks the last training and upload took: the miner trains on
-    // the window of the round its upload will actually count for.
-    let mut training_blocks = 0u64;
     while rounds.is_none_or(|r| done < r) {
-        match miner.sync_master() {
-            Ok(MasterStatus::Missing) => {
-                println!("no master published yet; waiting");
-                std::thread::sleep(chain.block_time());
-                continue;
-            }
-            Ok(MasterStatus::Updated(revision)) => {
-                println!("training on master {}", revision.short());
-                if let Some(e) = miner.fresh_optimizer_reason().filter(|_| done == 0) {
-                    println!(
-                        "the optimizer state in the work folder cannot be used ({e}); \
-                         training with a fresh optimizer"
-                    );
-                }
-            }
-            Ok(MasterStatus::Unchanged(_)) => {}
-            Err(e) => {
-                println!("could not fetch the master ({e}); retrying");
-                std::thread::sleep(chain.block_time());
-                continue;
-            }
+        match miner.run_round(print_event)? {
+            RoundOutcome::Uploaded(_) | RoundOutcome::UploadFailed => done += 1,
+            RoundOutcome::NoMaster | RoundOutcome::Stale => {}
         }
-        let started = chain.block()?.number;
-        let deadline = params.deadline_after(started.saturating_add(training_blocks));
-        let report = miner.train_with_progress(deadline, steps, |step, loss| {
-            print!("\rtraining for the deadline at block {deadline}: step {step}/{steps}, loss {loss:.4}");
-            let _ = std::io::stdout().flush();
-        })?;
-        println!(
-            "\rtrained {} steps for the deadline at block {deadline}, epoch {}, mean loss {:.4}",
-            report.steps, report.epoch, report.mean_loss
-        );
-        // The validator publishes a new master some blocks after a deadline;
-        // a delta against the old one would be rejected as stale.
-        if let Ok(MasterStatus::Updated(revision)) = miner.sync_master() {
-            println!(
-                "the master changed during training (now {}): not uploading a stale delta; training again",
-                revision.short()
-            );
-            continue;
-        }
-        let block = chain.block()?.number;
-        let late = block >= deadline;
-        if late {
-            println!("training ran past block {deadline}: this delta counts for the next round");
-        }
-        match miner.upload(block) {
-            Ok(up) => println!(
-                "uploaded {} ({} bytes, digest {})",
-                up.key,
-                up.size,
-                up.digest.short()
-            ),
-            Err(e) => println!("upload failed ({e}); the next round retries"),
-        }
-        training_blocks = chain.block()?.number.saturating_sub(started);
-        // On time: wait for the deadline, then train for the next round. Late:
-        // train on at once; a newer upload before the next deadline replaces
-        // this one.
-        if !late {
-            chain.wait_for_block(
-                deadline,
-                chain
-                    .block_time()
-                    .saturating_mul(4 * (params.round_blocks as u32 + 2)),
-            )?;
-        }
-        done += 1;
     }
     Ok(())
+}
+
+/// Prints what a round does, as it happens.
+fn print_event(event: MinerEvent<'_>) {
+    match event {
+        MinerEvent::NoMaster => println!("no master published yet; waiting"),
+        MinerEvent::MasterUnavailable(e) => println!("could not fetch the master ({e}); retrying"),
+        MinerEvent::NewMaster {
+            revision,
+            fresh_optimizer,
+        } => {
+            println!("training on master {}", revision.short());
+            if let Some(e) = fresh_optimizer {
+                println!(
+                    "the optimizer state in the work folder cannot be used ({e}); \
+                     training with a fresh optimizer"
+                );
+            }
+        }
+        MinerEvent::Step {
+            deadline,
+            step,
+            steps,
+            loss,
+        } => {
+            print!(
+                "\rtraining for the deadline at block {deadline}: step {step}/{steps}, loss {loss:.4}"
+            );
+            let _ = std::io::stdout().flush();
+        }
+        MinerEvent::Trained { deadline, report } => println!(
+            "\rtrained {} steps for the deadline at block {deadline}, epoch {}, mean loss {:.4}",
+            report.steps, report.epoch, report.mean_loss
+        ),
+        MinerEvent::Stale { revision } => println!(
+            "the master changed during training (now {}): not uploading a stale delta; training again",
+            revision.short()
+        ),
+        MinerEvent::Late { deadline } => {
+            println!("training ran past block {deadline}: this delta counts for the next round")
+        }
+        MinerEvent::Uploaded(up) => println!(
+            "uploaded {} ({} bytes, digest {})",
+            up.key,
+            up.size,
+            up.digest.short()
+        ),
+        MinerEvent::UploadFailed(e) => println!("upload failed ({e}); the next round retries"),
+    }
 }

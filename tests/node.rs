@@ -10,7 +10,7 @@ use bistro::chain::Chain;
 use bistro::codec::{DType, DeltaHeader, Encoding, Limits};
 use bistro::model::{Device, TrainConfig};
 use bistro::node::DeltaEncoding;
-use bistro::node::miner::{MasterStatus, Miner, MinerConfig};
+use bistro::node::miner::{MasterStatus, Miner, MinerConfig, MinerEvent, RoundOutcome};
 use bistro::node::run_params::{RunParams, run_params_key};
 use bistro::node::sealing::{SealTarget, seal_target};
 use bistro::node::upload::upload_delta;
@@ -662,4 +662,96 @@ fn hostile_bucket_servers_cost_their_budget_and_are_judged_for_what_they_did() {
             faults[n].1
         );
     }
+}
+
+/// Moves the manual chain one block every 400 ms while `f` runs.
+fn with_moving_chain<T>(net: &Net, f: impl FnOnce() -> T) -> T {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                net.chain.advance(1).unwrap();
+                std::thread::sleep(Duration::from_millis(400));
+            }
+        });
+        let out = f();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    })
+}
+
+#[test]
+fn a_miner_round_trains_checks_the_master_again_uploads_and_waits_for_the_deadline() {
+    let net = net();
+    net.miner(1);
+    let validator = net.validator(0);
+    let mut miner = net.training_miner(1);
+    let steps = miner.config().steps_per_upload;
+    // A first round: the master, every step, the upload, then the deadline
+    // (or, when training ran past it, no wait: the upload counts for the
+    // next round).
+    let mut events = Vec::new();
+    let mut trained_for = 0;
+    let outcome = with_moving_chain(&net, || {
+        miner
+            .run_round(|e| {
+                if let MinerEvent::Trained { deadline, .. } = e {
+                    trained_for = deadline;
+                }
+                events.push(format!("{e:?}"));
+            })
+            .unwrap()
+    });
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e.split([' ', '(', '{']).next().unwrap())
+        .collect();
+    let late = names.contains(&"Late");
+    let mut expected = vec!["NewMaster"];
+    expected.extend(std::iter::repeat_n("Step", steps as usize));
+    expected.extend(["Trained", "Late", "Uploaded"]);
+    expected.retain(|n| late || *n != "Late");
+    assert_eq!(names, expected, "{events:#?}");
+    assert!(events[0].contains(&format!("{:?}", validator.master().revision())));
+    let RoundOutcome::Uploaded(up) = outcome else {
+        panic!("{outcome:?}")
+    };
+    let block: u64 = up.key.rsplit('/').next().unwrap()[..20].parse().unwrap();
+    if late {
+        assert!(block >= trained_for, "late, yet uploaded at {block}");
+    } else {
+        assert!(block < trained_for);
+        let now = net.chain.block().unwrap().number;
+        assert!(
+            now >= trained_for,
+            "it did not wait for {trained_for} ({now})"
+        );
+    }
+
+    // A new master while it trains: the delta would be stale, so nothing
+    // is uploaded; the next round trains on the new master.
+    let (vb, _) = bucket(&net.root, "validator");
+    let replacement = bistro::model::Model::new(net.model.clone(), 99, Device::Cpu).unwrap();
+    let mut stale = Vec::new();
+    let outcome = with_moving_chain(&net, || {
+        miner
+            .run_round(|e| {
+                if let MinerEvent::Trained { .. } = e {
+                    let block = net.chain.block().unwrap().number;
+                    let cache = net.root.join("replacement");
+                    bistro::node::master::publish_model(&replacement, vb.as_ref(), &cache, block)
+                        .unwrap();
+                }
+                stale.push(format!("{e:?}"));
+            })
+            .unwrap()
+    });
+    assert_eq!(outcome, RoundOutcome::Stale, "{stale:#?}");
+    assert!(stale.last().unwrap().starts_with("Stale"), "{stale:#?}");
+    let outcome = with_moving_chain(&net, || miner.run_round(|_| {}).unwrap());
+    assert!(matches!(outcome, RoundOutcome::Uploaded(_)), "{outcome:?}");
+    assert_eq!(
+        miner.master().unwrap().revision(),
+        replacement.revision().unwrap()
+    );
 }

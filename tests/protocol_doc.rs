@@ -1,6 +1,8 @@
-//! The parameters table of `docs/protocol.md` is the local network's
-//! configuration: every field of `SubnetParams` is in it, with the value the
-//! local network uses (an auditor who follows the docs reproduces the run).
+//! The docs are the code: the parameters table of `docs/protocol.md` is the
+//! local network's configuration (every field of `SubnetParams` is in it,
+//! with the value the local network uses: an auditor who follows the docs
+//! reproduces the run), and the README's complete miner is
+//! `examples/minimal_miner.rs`, which CI compiles.
 #![cfg(feature = "full")]
 
 use std::collections::BTreeMap;
@@ -94,4 +96,21 @@ fn the_parameters_table_is_the_local_networks_configuration() {
         number(&rows["failover_rounds"]),
         params.failover_rounds as f64
     );
+}
+
+#[test]
+fn the_readmes_complete_miner_is_the_compiled_example() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let example = std::fs::read_to_string(format!("{root}/examples/minimal_miner.rs")).unwrap();
+    let code = |text: &str| -> String {
+        let start = text
+            .find("use bistro::cli::Args;")
+            .expect("the miner's first line");
+        let end = start + text[start..].find("\n}\n").expect("the end of main") + 3;
+        text[start..end].to_string()
+    };
+    assert_eq!(code(&readme), code(&example));
+    let lines = code(&example).lines().count();
+    assert!(lines <= 30, "the complete miner has {lines} lines");
 }

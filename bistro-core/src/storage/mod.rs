@@ -29,7 +29,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub mod commitment;
 pub mod endpoint;
@@ -77,7 +77,7 @@ pub struct ObjectInfo {
 pub fn get_if_present(bucket: &dyn Bucket, key: &str, max_bytes: u64) -> Result<Option<Vec<u8>>> {
     match bucket.get(key, max_bytes) {
         Ok(bytes) => Ok(Some(bytes)),
-        Err(Error::NotFound(_)) => Ok(None),
+        Err(crate::error::Error::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -22,6 +22,10 @@ use crate::model::{Config, Device, Model, TrainConfig, Trainer};
 use crate::pages::{Window, window};
 use crate::storage::{Bucket, BucketCommitment, EndpointPolicy};
 
+mod round;
+
+pub use round::{MinerEvent, RoundOutcome};
+
 /// How a miner trains and encodes.
 #[derive(Clone, Debug)]
 pub struct MinerConfig {
@@ -98,6 +102,8 @@ pub struct Miner {
     /// Why the optimizer state in the work folder was not used, when it was
     /// there but unusable (training then started with a fresh optimizer).
     fresh_optimizer: Option<Error>,
+    /// What [`Miner::run_round`] remembers between rounds.
+    rounds: round::RoundState,
 }
 
 /// The file in the work folder that keeps the residuals of the last upload.
@@ -133,6 +139,7 @@ impl Miner {
             training: None,
             restored,
             fresh_optimizer: None,
+            rounds: round::RoundState::default(),
         })
     }
 
