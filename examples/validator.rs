@@ -19,7 +19,6 @@ use bistro::data::sample;
 use bistro::node::validator::{Validator, ValidatorConfig};
 use bistro::roles::{COMMON_FLAGS, Role, Setup};
 use bistro::rounds::{RoundHistory, print_round, write_charts};
-use bistro::storage::EndpointPolicy;
 
 fn main() -> ExitCode {
     let args = Args::from_env(
@@ -40,15 +39,15 @@ fn run(args: &Args) -> bistro::Result<()> {
     let rounds: Option<u64> = args.extra_parsed("rounds")?;
     let (chain, params) = (setup.chain.clone(), setup.params.clone());
     let config = ValidatorConfig {
-        params: params.clone(),
-        model: setup.model.clone(),
-        device: setup.device,
-        work_dir: setup.work_dir.clone(),
-        uids_per_round: 0,
-        genesis_seed: 0,
         heldout_pages: if setup.embedded { 16 } else { 0 },
-        merge: Default::default(),
+        ..ValidatorConfig::new(
+            params.clone(),
+            setup.model.clone(),
+            setup.device,
+            setup.work_dir.clone(),
+        )
     };
+    let policy = setup.endpoint_policy();
     let mut validator = Validator::new(
         chain.clone(),
         setup.bucket,
@@ -57,13 +56,7 @@ fn run(args: &Args) -> bistro::Result<()> {
         setup.data,
         config,
     )?
-    // The embedded network's buckets are local folders; on Bittensor only
-    // https:// endpoints with public addresses are contacted.
-    .with_endpoint_policy(if setup.embedded {
-        EndpointPolicy::Any
-    } else {
-        EndpointPolicy::Public
-    });
+    .with_endpoint_policy(policy);
     if setup.embedded {
         validator = validator.with_heldout(Arc::new(sample::heldout()?));
     }

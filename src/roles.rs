@@ -17,7 +17,7 @@ use bistro_core::identity::Keypair;
 use bistro_core::model::{Config, Device};
 use bistro_core::node::SubnetParams;
 use bistro_core::storage::{
-    Bucket, BucketCommitment, LocalBucket, S3Bucket, S3Config, S3Credentials,
+    Bucket, BucketCommitment, EndpointPolicy, LocalBucket, S3Bucket, S3Config, S3Credentials,
 };
 
 use crate::cli::{Args, ChainChoice, Flag};
@@ -96,6 +96,17 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// Whose buckets to contact: on the embedded network any (local
+    /// folders); on Bittensor only `https://` endpoints with public
+    /// addresses.
+    pub fn endpoint_policy(&self) -> EndpointPolicy {
+        if self.embedded {
+            EndpointPolicy::Any
+        } else {
+            EndpointPolicy::Public
+        }
+    }
+
     /// Resolves the flags for `role`.
     pub fn from_args(args: &Args, role: Role) -> Result<Setup> {
         let device = Device::parse(&args.device)?;

@@ -99,7 +99,7 @@ fn the_parameters_table_is_the_local_networks_configuration() {
 }
 
 #[test]
-fn the_readmes_complete_miner_is_the_compiled_example() {
+fn the_readmes_complete_miner_is_the_compiled_example_and_both_are_short() {
     let root = env!("CARGO_MANIFEST_DIR");
     let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
     let example = std::fs::read_to_string(format!("{root}/examples/minimal_miner.rs")).unwrap();
@@ -113,4 +113,8 @@ fn the_readmes_complete_miner_is_the_compiled_example() {
     assert_eq!(code(&readme), code(&example));
     let lines = code(&example).lines().count();
     assert!(lines <= 30, "the complete miner has {lines} lines");
+    let validator =
+        std::fs::read_to_string(format!("{root}/examples/minimal_validator.rs")).unwrap();
+    let lines = validator.lines().filter(|l| !l.starts_with("//!")).count();
+    assert!(lines <= 30, "the complete validator has {lines} lines");
 }

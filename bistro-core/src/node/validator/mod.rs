@@ -88,6 +88,26 @@ pub struct ValidatorConfig {
     pub merge: crate::model::outer::MergeConfig,
 }
 
+impl ValidatorConfig {
+    /// A validator of `params` on `model`, evaluating on `device`, keeping
+    /// its state in `work_dir`; it judges every uid each round, starts a
+    /// genesis master from seed 0 when there is none, measures no held-out
+    /// loss and merges with the default rule (set the fields to change
+    /// them).
+    pub fn new(params: SubnetParams, model: Config, device: Device, work_dir: PathBuf) -> Self {
+        ValidatorConfig {
+            params,
+            model,
+            device,
+            work_dir,
+            uids_per_round: 0,
+            genesis_seed: 0,
+            heldout_pages: 0,
+            merge: Default::default(),
+        }
+    }
+}
+
 /// A validator.
 pub struct Validator {
     chain: Arc<dyn Chain>,
