@@ -28,6 +28,9 @@ scripts/setup-libtorch.sh --python
 # crates rebuild. LIBTORCH is the cached layout's real path, the same from
 # every checkout, so torch-sys's build script (which reruns when LIBTORCH
 # changes) is not redone either. Both can be overridden from outside.
+# Cargo decides freshness by file times, so two checkouts must not build into
+# this cache at the same time (each could take the other's just-built crates
+# for its own); one after another is safe.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${BISTRO_CACHE:-$HOME/.cache/bistro}/target}"
 export LIBTORCH="${LIBTORCH:-$(readlink -f .deps/libtorch)}"
 echo "build cache: $CARGO_TARGET_DIR; libtorch: $LIBTORCH"
