@@ -971,8 +971,8 @@ bistro_status bistro_weights_to_u16_f64(const uint16_t *uids,
  * (`vtrust_out`, `validators` values: 1 when it agrees with the consensus
  * on every miner) and, when `clipped_out` is not NULL, the normalised rows
  * clipped to the consensus (`validators` × `miners`, row-major). `kappa` in
- * [0, 1], `BISTRO_DEFAULT_KAPPA` on the chain. Negative or non-finite
- * numbers are refused.
+ * [0, 1], `BISTRO_DEFAULT_KAPPA` on the chain. With no validators every
+ * consensus weight is 0. Negative or non-finite numbers are refused.
  */
 bistro_status bistro_yuma_clip(const double *stakes,
                                size_t validators,

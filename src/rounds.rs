@@ -248,6 +248,7 @@ mod tests {
             weights_error: None,
             lead: None,
             pruned_masters: 0,
+            pruning_error: None,
         }
     }
 

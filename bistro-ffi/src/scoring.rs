@@ -249,8 +249,8 @@ pub const BISTRO_DEFAULT_KAPPA: f64 = 32_767.0 / 65_535.0;
 /// (`vtrust_out`, `validators` values: 1 when it agrees with the consensus
 /// on every miner) and, when `clipped_out` is not NULL, the normalised rows
 /// clipped to the consensus (`validators` × `miners`, row-major). `kappa` in
-/// [0, 1], `BISTRO_DEFAULT_KAPPA` on the chain. Negative or non-finite
-/// numbers are refused.
+/// [0, 1], `BISTRO_DEFAULT_KAPPA` on the chain. With no validators every
+/// consensus weight is 0. Negative or non-finite numbers are refused.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bistro_yuma_clip(
     stakes: *const f64,
@@ -287,7 +287,13 @@ pub unsafe extern "C" fn bistro_yuma_clip(
             weights.chunks(miners).map(<[f64]>::to_vec).collect()
         };
         let result = yuma::clip_to_consensus(stakes, &rows, kappa)?;
-        consensus_out.copy_prefix(&result.consensus);
+        // No validator: no consensus on any miner (0), as the chain has it.
+        let consensus = if validators == 0 {
+            vec![0.0; miners]
+        } else {
+            result.consensus
+        };
+        consensus_out.copy_prefix(&consensus);
         vtrust_out.copy_prefix(&result.vtrust);
         if let Some(mut clipped_out) = clipped_out {
             clipped_out.copy_prefix(&result.clipped.concat());
@@ -450,5 +456,21 @@ mod tests {
             )
         };
         assert_eq!(status, BISTRO_ERR_INVALID_ARGUMENT);
+        // No validator: every consensus weight is written, as 0.
+        let mut c = [7.0; 2];
+        let status = unsafe {
+            bistro_yuma_clip(
+                std::ptr::null(),
+                0,
+                std::ptr::null(),
+                2,
+                0.5,
+                c.as_mut_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, BISTRO_OK);
+        assert_eq!(c, [0.0, 0.0]);
     }
 }

@@ -21,13 +21,20 @@
 //! newest master of the validator it followed (no fork).
 //!
 //! The next round's master is the *source*'s ([`find_master_source`]): the
-//! lead's own, except in the round a validator takes the lead from the one
-//! it followed — its last status names another validator as lead — while
-//! that one's pointer is newer (it merged once more before seeing the
-//! change). Then the source is that validator, as long as it is live and
-//! not refused: miners train on its master and the new lead verifies and
-//! takes it before judging, so they judge the same master. See
-//! `docs/protocol.md`, "Lead and followers".
+//! lead's own, except
+//!
+//! - in the round a validator takes the lead from the one it followed — its
+//!   last status names another validator as lead, which led then — while
+//!   that one's pointer is newer (it merged once more before seeing the
+//!   change): then the source is that validator;
+//! - while the lead has judged no round yet (a new validator, a wiped
+//!   bucket): then the source is the validator with the newest pointer.
+//!
+//! In both, only a live, unrefused validator counts, with a pointer from no
+//! later than `now` and not naming a master the lead refused. Miners train
+//! on the source's master and the lead verifies and takes it before
+//! judging, so they judge the same master. See `docs/protocol.md`, "Lead
+//! and followers".
 
 use serde::{Deserialize, Serialize};
 
@@ -162,19 +169,44 @@ impl Survey {
     }
 }
 
-/// The source of the next round's master, given the lead (see the module
-/// docs).
-fn master_source(validators: &[Lead], lead: usize) -> usize {
+/// The source of the next round's master, given the lead at block `now`
+/// (see the module docs).
+fn master_source(validators: &[Lead], lead: usize, now: u64) -> usize {
     let l = &validators[lead];
-    let followed = l.status.as_ref().and_then(|s| s.lead);
-    followed
-        .filter(|f| *f != l.hotkey)
-        .and_then(|f| {
-            validators.iter().position(|v| {
-                v.hotkey == f && v.live && !v.refused && v.pointer.block > l.pointer.block
+    // Another live, unrefused validator whose pointer is newer than the
+    // lead's, not from the future, and not a master the lead refused.
+    let newer = |v: &Lead| {
+        let refused_by_lead = l.status.as_ref().is_some_and(|s| {
+            s.refused
+                .iter()
+                .any(|r| r.publisher == v.hotkey && r.revision == v.pointer.revision)
+        });
+        v.hotkey != l.hotkey
+            && v.live
+            && !v.refused
+            && v.pointer.block > l.pointer.block
+            && v.pointer.block <= now
+            && !refused_by_lead
+    };
+    match l.status.as_ref().and_then(|s| s.lead) {
+        // The lead has judged no round yet (a new validator, a wiped
+        // bucket): the newest master a live validator holds, which the lead
+        // verifies before it judges (most stake first among equals).
+        None => validators
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| newer(v))
+            .min_by_key(|(i, v)| (std::cmp::Reverse(v.pointer.block), *i))
+            .map_or(lead, |(i, _)| i),
+        // It takes over from the validator it followed, which led then.
+        Some(f) if f != l.hotkey => validators
+            .iter()
+            .position(|v| {
+                v.hotkey == f && newer(v) && v.status.as_ref().and_then(|s| s.lead) == Some(f)
             })
-        })
-        .unwrap_or(lead)
+            .unwrap_or(lead),
+        Some(_) => lead,
+    }
 }
 
 /// Reads every validator's pointer and status (see the module docs) at
@@ -244,7 +276,7 @@ pub fn survey(
         v.refused = refused;
     }
     let lead = validators.iter().position(|v| v.live && !v.refused);
-    let source = lead.map(|i| master_source(&validators, i));
+    let source = lead.map(|i| master_source(&validators, i, now));
     Ok(Survey {
         validators,
         lead,
@@ -307,40 +339,72 @@ mod tests {
     #[test]
     fn the_master_comes_from_the_followed_validator_only_in_a_takeover() {
         let dir = tempfile::tempdir().unwrap();
+        let now = 1000;
         // 0 leads and followed itself: its own master.
         let vs = vec![
             validator(dir.path(), 0, 50, 0),
             validator(dir.path(), 1, 60, 0),
         ];
-        assert_eq!(master_source(&vs, 0), 0);
-        // 0 takes the lead back from 1, which merged once more: 1's master.
+        assert_eq!(master_source(&vs, 0, now), 0);
+        // 0 takes the lead back from 1, which led and merged once more: 1's.
         let mut vs = vec![
             validator(dir.path(), 0, 50, 1),
             validator(dir.path(), 1, 60, 1),
         ];
-        assert_eq!(master_source(&vs, 0), 1);
-        // ... unless 1 is not newer, not live, or refused.
+        assert_eq!(master_source(&vs, 0, now), 1);
+        // ... unless 1 is not newer, not live, refused, from the future, a
+        // master 0 refused, or 1 did not lead.
         vs[1].pointer.block = 50;
-        assert_eq!(master_source(&vs, 0), 0);
+        assert_eq!(master_source(&vs, 0, now), 0);
         vs[1].pointer.block = 60;
         vs[1].live = false;
-        assert_eq!(master_source(&vs, 0), 0);
+        assert_eq!(master_source(&vs, 0, now), 0);
         vs[1].live = true;
         vs[1].refused = true;
-        assert_eq!(master_source(&vs, 0), 0);
+        assert_eq!(master_source(&vs, 0, now), 0);
+        vs[1].refused = false;
+        assert_eq!(master_source(&vs, 0, 59), 0);
+        let refusal = Refusal {
+            publisher: vs[1].hotkey,
+            revision: vs[1].pointer.revision,
+            reason: "forged".into(),
+        };
+        vs[0].status.as_mut().unwrap().refused.push(refusal);
+        assert_eq!(master_source(&vs, 0, now), 0);
+        vs[0].status.as_mut().unwrap().refused.clear();
+        vs[1].status.as_mut().unwrap().lead = Some(PublicKey([2; 32]));
+        assert_eq!(master_source(&vs, 0, now), 0);
         // A newer pointer of a validator the lead did not follow is not taken.
         let vs = vec![
             validator(dir.path(), 0, 50, 1),
             validator(dir.path(), 1, 50, 1),
-            validator(dir.path(), 2, 90, 1),
+            validator(dir.path(), 2, 90, 2),
         ];
-        assert_eq!(master_source(&vs, 0), 0);
+        assert_eq!(master_source(&vs, 0, now), 0);
         // Nor one named by a validator that is not the lead.
         let vs = vec![
             validator(dir.path(), 0, 50, 0),
             validator(dir.path(), 1, 40, 2),
         ];
-        assert_eq!(master_source(&vs, 0), 0);
+        assert_eq!(master_source(&vs, 0, now), 0);
+    }
+
+    #[test]
+    fn a_lead_that_judged_no_round_takes_the_newest_master() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vs = vec![
+            validator(dir.path(), 0, 5, 0),
+            validator(dir.path(), 1, 60, 1),
+            validator(dir.path(), 2, 70, 1),
+        ];
+        vs[0].status = None;
+        assert_eq!(master_source(&vs, 0, 1000), 2);
+        // Not from the future, not a refused validator's.
+        assert_eq!(master_source(&vs, 0, 65), 1);
+        vs[2].refused = true;
+        assert_eq!(master_source(&vs, 0, 1000), 1);
+        vs[1].live = false;
+        assert_eq!(master_source(&vs, 0, 1000), 0);
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //!
 //! After each round a validator removes from its bucket every master (its
 //! folder `master/<revision>/`, its outer state and its lineage record) that
-//! is neither its current master, nor in the audit window, nor the parent of
-//! a master in it. The window is the masters whose lineage records name a
-//! deadline no more than [`AUDIT_WINDOW_ROUNDS`] rounds before the newest
-//! record's — on the current lineage or not (a lead's last master before a
-//! failover stays auditable too) — so an auditor or a follower catching up
-//! can re-derive each of them from its parent and the listed deltas. The pointer and anything that is
+//! is neither its current master (nor that one's parent), nor in the audit
+//! window, nor the parent of a master in it. The window is the masters whose
+//! lineage records name a deadline no more than [`AUDIT_WINDOW_ROUNDS`]
+//! rounds before the round just judged — on the current lineage or not (a
+//! lead's last master before a failover stays auditable too) — so an
+//! auditor or a follower catching up can re-derive each of them from its
+//! parent and the listed deltas. The pointer and anything that is
 //! not a master's key are never touched. See `docs/protocol.md`, "Audit
 //! window".
 
@@ -24,13 +25,16 @@ use super::lineage::{LINEAGE_EXT, Lineage, MAX_LINEAGE_BYTES, lineage_key};
 /// Rounds of masters a validator keeps before the head's (the audit window).
 pub const AUDIT_WINDOW_ROUNDS: u64 = 32;
 
-/// The masters to keep: `head`, every master whose lineage record in
-/// `bucket` names a deadline at most `window_blocks` before the newest
-/// record's, and the parent of each of those (the base it is verified
-/// from). A master whose record cannot be read is kept (rather than guess).
+/// The masters to keep after the round at `deadline`: `head` and its
+/// parent, every master whose lineage record in `bucket` names a deadline no
+/// more than `window_blocks` before `deadline` (or later: a record is never
+/// trusted to shorten the window), and the parent of each of those (the
+/// base it is verified from). A master whose record cannot be read is kept
+/// (rather than guess).
 pub fn masters_to_keep(
     bucket: &dyn Bucket,
     head: Digest,
+    deadline: u64,
     window_blocks: u64,
 ) -> Result<BTreeSet<Digest>> {
     let mut keep = BTreeSet::from([head]);
@@ -54,13 +58,12 @@ pub fn masters_to_keep(
             }
         }
     }
-    let Some(newest) = records.iter().map(|r| r.deadline).max() else {
-        return Ok(keep);
-    };
-    let cutoff = newest.saturating_sub(window_blocks);
-    for record in records.iter().filter(|r| r.deadline >= cutoff) {
-        keep.insert(record.revision);
-        keep.insert(record.parent);
+    let cutoff = deadline.saturating_sub(window_blocks);
+    for record in &records {
+        if record.deadline >= cutoff || record.revision == head {
+            keep.insert(record.revision);
+            keep.insert(record.parent);
+        }
     }
     Ok(keep)
 }
@@ -167,7 +170,7 @@ mod tests {
         lineage(&bucket, 10);
         // Head 10 (deadline 100), a window of 30 blocks: 7, 8, 9 and 10 are
         // within it (deadlines 70..=100), 6 is the base 7 was merged from.
-        let keep = masters_to_keep(&bucket, rev(10), 30).unwrap();
+        let keep = masters_to_keep(&bucket, rev(10), 100, 30).unwrap();
         assert_eq!(keep, (6..=10).map(rev).collect());
         // Every object of 0..=5 goes (folder files, outer state, record).
         let removed = prune_masters(&bucket, &keep).unwrap();
@@ -186,17 +189,17 @@ mod tests {
         // Genesis alone: no record, the head is kept.
         lineage(&bucket, 0);
         assert_eq!(
-            masters_to_keep(&bucket, rev(0), 10).unwrap(),
+            masters_to_keep(&bucket, rev(0), 10, 10).unwrap(),
             BTreeSet::from([rev(0)])
         );
         lineage(&bucket, 4);
         // A window longer than the lineage keeps all of it.
         let all: BTreeSet<Digest> = (0..=4).map(rev).collect();
-        assert_eq!(masters_to_keep(&bucket, rev(4), 1000).unwrap(), all);
+        assert_eq!(masters_to_keep(&bucket, rev(4), 40, 1000).unwrap(), all);
         // A record that does not parse keeps its master.
         bucket.put(&lineage_key(&rev(1)), b"{").unwrap();
         assert_eq!(
-            masters_to_keep(&bucket, rev(4), 5).unwrap(),
+            masters_to_keep(&bucket, rev(4), 40, 5).unwrap(),
             BTreeSet::from([rev(1), rev(3), rev(4)])
         );
         // Keys that are not a master's are never touched.
@@ -224,8 +227,29 @@ mod tests {
         bucket
             .put(&lineage_key(&orphan.revision), &orphan.to_json().unwrap())
             .unwrap();
-        let keep = masters_to_keep(&bucket, rev(10), 30).unwrap();
+        let keep = masters_to_keep(&bucket, rev(10), 100, 30).unwrap();
         assert!(keep.contains(&orphan.revision) && keep.contains(&rev(6)));
         assert!(!keep.contains(&rev(5)));
+    }
+
+    #[test]
+    fn a_record_from_the_future_does_not_shorten_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = LocalBucket::create(dir.path()).unwrap();
+        lineage(&bucket, 10);
+        let hostile = Lineage {
+            revision: Digest::of(b"future"),
+            parent: rev(9),
+            deadline: u64::MAX,
+            ..Lineage::from_json(&bucket.get(&lineage_key(&rev(9)), 1 << 20).unwrap()).unwrap()
+        };
+        bucket
+            .put(&lineage_key(&hostile.revision), &hostile.to_json().unwrap())
+            .unwrap();
+        let keep = masters_to_keep(&bucket, rev(10), 100, 30).unwrap();
+        assert!((6..=10).all(|i| keep.contains(&rev(i))), "{keep:?}");
+        // A head older than the window keeps its parent all the same.
+        let keep = masters_to_keep(&bucket, rev(3), 100, 30).unwrap();
+        assert!(keep.contains(&rev(3)) && keep.contains(&rev(2)));
     }
 }

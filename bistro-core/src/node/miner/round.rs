@@ -136,9 +136,14 @@ impl Miner {
             report: &report,
         });
         // The lead publishes a new master some blocks after a deadline.
-        if let Ok(MasterStatus::Updated(revision)) = self.sync_master() {
-            on_event(MinerEvent::Stale { revision });
-            return Ok(RoundOutcome::Stale);
+        match self.sync_master() {
+            Ok(MasterStatus::Updated(revision)) => {
+                on_event(MinerEvent::Stale { revision });
+                return Ok(RoundOutcome::Stale);
+            }
+            Err(e @ Error::ParamsMismatch { .. }) => return Err(e),
+            // Otherwise the delta stands against the master it trained on.
+            _ => {}
         }
         let block = chain.block()?.number;
         let late = block >= deadline;

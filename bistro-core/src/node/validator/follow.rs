@@ -19,11 +19,8 @@ use crate::error::{Error, Result};
 use crate::identity::PublicKey;
 use crate::node::lead::{Lead, MAX_REFUSALS, Refusal, survey};
 use crate::node::lineage::{Lineage, MAX_LINEAGE_BYTES, lineage_key, verify};
-use crate::node::master::{LocalMaster, fetch_pointed};
-use crate::storage::keys::{
-    MASTER_CONFIG_FILE, MASTER_GENERATION_CONFIG_FILE, MASTER_POINTER, MasterPointer,
-    master_file_key, master_key, outer_state_key,
-};
+use crate::node::master::{LocalMaster, fetch_pointed, publish_hf_files};
+use crate::storage::keys::{MASTER_POINTER, MasterPointer, master_key, outer_state_key};
 
 use super::{Validator, load_for_eval};
 
@@ -245,13 +242,7 @@ impl Validator {
     /// the master cache and checked against `revision` on the way.
     fn mirror(&self, lead: &Lead, revision: Digest, block: u64) -> Result<LocalMaster> {
         let cap = crate::node::master::max_master_bytes(&self.config.model).saturating_mul(3);
-        let keys = [
-            outer_state_key(&revision),
-            lineage_key(&revision),
-            master_file_key(&revision, MASTER_CONFIG_FILE),
-            master_file_key(&revision, MASTER_GENERATION_CONFIG_FILE),
-        ];
-        for key in keys {
+        for key in [outer_state_key(&revision), lineage_key(&revision)] {
             match lead.bucket.get(&key, cap) {
                 Ok(bytes) => self.bucket.put(&key, &bytes)?,
                 Err(Error::NotFound(_)) => {}
@@ -263,6 +254,9 @@ impl Validator {
         // file once it is here.
         let named = MasterPointer::new(revision, block, 0);
         let master = fetch_pointed(lead.bucket.as_ref(), &masters, &self.config.model, named)?;
+        // The folder's HF files come from this validator's own model
+        // configuration (the run parameters it checks), not from the lead.
+        publish_hf_files(self.bucket.as_ref(), &revision, &self.config.model)?;
         self.bucket
             .put_file(&master_key(&revision), master.checkpoint.path())?;
         Ok(master)

@@ -388,9 +388,16 @@ impl Validator {
         }
         let (weights, weights_error) = self.maybe_set_weights(deadline);
         self.publish_round_log(deadline, lead.lead)?;
+        // Pruning is housekeeping: a failure is reported, not the round's.
         let window = AUDIT_WINDOW_ROUNDS.saturating_mul(self.config.params.round_blocks);
-        let keep = masters_to_keep(self.bucket.as_ref(), self.master.revision(), window)?;
-        let pruned_masters = prune_masters(self.bucket.as_ref(), &keep)?;
+        let bucket = self.bucket.as_ref();
+        let (pruned_masters, pruning_error) =
+            match masters_to_keep(bucket, self.master.revision(), deadline, window)
+                .and_then(|keep| prune_masters(bucket, &keep))
+            {
+                Ok(n) => (n, None),
+                Err(e) => (0, Some(e.to_string())),
+            };
         let heldout_loss = self.heldout_loss()?;
         Ok(RoundReport {
             deadline,
@@ -405,6 +412,7 @@ impl Validator {
             weights_error,
             lead: Some(lead),
             pruned_masters,
+            pruning_error,
         })
     }
 

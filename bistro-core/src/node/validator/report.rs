@@ -63,6 +63,9 @@ pub struct RoundReport {
     /// validator's bucket after the round ([`crate::node::retention`]).
     #[serde(default)]
     pub pruned_masters: usize,
+    /// Why removing old masters failed, if it did (the round itself stands).
+    #[serde(default)]
+    pub pruning_error: Option<String>,
 }
 
 impl RoundReport {
