@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::storage::Bucket;
 use crate::storage::keys::{MASTER_DIR, OUTER_STATE_EXT, parse_lower_hex_digest};
+use crate::storage::{Bucket, ObjectInfo};
 
 use super::lineage::{LINEAGE_EXT, Lineage, MAX_LINEAGE_BYTES, lineage_key};
 
@@ -37,20 +37,41 @@ pub fn masters_to_keep(
     deadline: u64,
     window_blocks: u64,
 ) -> Result<BTreeSet<Digest>> {
+    let listing = bucket.list(&format!("{MASTER_DIR}/"))?;
+    keep_from(bucket, &listing, head, deadline, window_blocks)
+}
+
+/// Removes from `bucket` every master's key whose revision is not in
+/// `keep`; returns how many objects it removed.
+pub fn prune_masters(bucket: &dyn Bucket, keep: &BTreeSet<Digest>) -> Result<usize> {
+    let listing = bucket.list(&format!("{MASTER_DIR}/"))?;
+    delete_from(bucket, &listing, keep)
+}
+
+/// [`masters_to_keep`] then [`prune_masters`], on one listing of the
+/// bucket (what a validator runs after each round).
+pub fn prune_audit_window(
+    bucket: &dyn Bucket,
+    head: Digest,
+    deadline: u64,
+    window_blocks: u64,
+) -> Result<usize> {
+    let listing = bucket.list(&format!("{MASTER_DIR}/"))?;
+    let keep = keep_from(bucket, &listing, head, deadline, window_blocks)?;
+    delete_from(bucket, &listing, &keep)
+}
+
+fn keep_from(
+    bucket: &dyn Bucket,
+    listing: &[ObjectInfo],
+    head: Digest,
+    deadline: u64,
+    window_blocks: u64,
+) -> Result<BTreeSet<Digest>> {
     let mut keep = BTreeSet::from([head]);
     let mut records = Vec::new();
-    for object in bucket.list(&format!("{MASTER_DIR}/"))? {
-        let Some(hex) = object
-            .key
-            .strip_prefix(MASTER_DIR)
-            .and_then(|k| k.strip_prefix('/'))
-            .and_then(|k| k.strip_suffix(LINEAGE_EXT))
-        else {
-            continue;
-        };
-        let Some(revision) = parse_lower_hex_digest(hex) else {
-            continue;
-        };
+    let record_keys = listing.iter().filter(|o| o.key.ends_with(LINEAGE_EXT));
+    for revision in record_keys.filter_map(|o| master_of_key(&o.key)) {
         match read_record(bucket, &revision)? {
             Some(record) => records.push(record),
             None => {
@@ -68,11 +89,13 @@ pub fn masters_to_keep(
     Ok(keep)
 }
 
-/// Removes from `bucket` every master's key whose revision is not in
-/// `keep`; returns how many objects it removed.
-pub fn prune_masters(bucket: &dyn Bucket, keep: &BTreeSet<Digest>) -> Result<usize> {
+fn delete_from(
+    bucket: &dyn Bucket,
+    listing: &[ObjectInfo],
+    keep: &BTreeSet<Digest>,
+) -> Result<usize> {
     let mut removed = 0;
-    for object in bucket.list(&format!("{MASTER_DIR}/"))? {
+    for object in listing {
         let Some(revision) = master_of_key(&object.key) else {
             continue;
         };
@@ -180,6 +203,16 @@ mod tests {
         assert!(bucket.head(&lineage_key(&rev(7))).unwrap().is_some());
         // Pruning again removes nothing.
         assert_eq!(prune_masters(&bucket, &keep).unwrap(), 0);
+    }
+
+    #[test]
+    fn one_listing_prunes_what_the_two_steps_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = LocalBucket::create(dir.path()).unwrap();
+        lineage(&bucket, 10);
+        let removed = prune_audit_window(&bucket, rev(10), 100, 30).unwrap();
+        assert_eq!(removed, 2 * 6 + 6 + 5);
+        assert_eq!(revisions_left(&bucket), (6..=10).map(rev).collect());
     }
 
     #[test]

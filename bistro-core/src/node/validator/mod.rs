@@ -49,7 +49,7 @@ use super::master::{LocalMaster, fetch_master, publish_model};
 use super::miner::check_dataset;
 use super::params::SubnetParams;
 use super::rejection::Rejection;
-use super::retention::{AUDIT_WINDOW_ROUNDS, masters_to_keep, prune_masters};
+use super::retention::{AUDIT_WINDOW_ROUNDS, prune_audit_window};
 use super::run_params::RunParams;
 use super::sealing::accepted_rounds;
 use super::similarity::{SketchEntry, SketchSource, SketchStore};
@@ -392,9 +392,7 @@ impl Validator {
         let window = AUDIT_WINDOW_ROUNDS.saturating_mul(self.config.params.round_blocks);
         let bucket = self.bucket.as_ref();
         let (pruned_masters, pruning_error) =
-            match masters_to_keep(bucket, self.master.revision(), deadline, window)
-                .and_then(|keep| prune_masters(bucket, &keep))
-            {
+            match prune_audit_window(bucket, self.master.revision(), deadline, window) {
                 Ok(n) => (n, None),
                 Err(e) => (0, Some(e.to_string())),
             };
