@@ -28,7 +28,6 @@ use std::sync::Arc;
 
 use bistro::chain::{Chain, LocalChain, LocalChainConfig, local::SubnetConfig};
 use bistro::chart::LineChart;
-use bistro::cli::{Args, Flag};
 use bistro::data::{Batch, PageSource, sample};
 use bistro::localnet::{LocalnetConfig, NETUID};
 use bistro::model::outer::{MergeConfig, MergeRule, MergeWeighting};
@@ -38,87 +37,127 @@ use bistro::node::validator::{Validator, ValidatorConfig};
 use bistro::node::{DeltaEncoding, SubnetParams};
 use bistro::storage::{Bucket, BucketCommitment, EndpointPolicy, LocalBucket};
 use bistro::{Error, Keypair, Result};
+use clap::Parser;
+use clap::builder::{PossibleValuesParser, RangedU64ValueParser};
 
-const FLAGS: &[Flag] = &[
-    Flag {
-        name: "miners",
-        value: "K",
-        help: "honest miners in the network (1 to 16)",
-        default: Some("2"),
-    },
-    Flag {
-        name: "steps",
-        value: "H",
-        help: "training steps per miner per round (1 to 10000)",
-        default: Some("8"),
-    },
-    Flag {
-        name: "rounds",
-        value: "R",
-        help: "rounds (1 to 1000)",
-        default: Some("6"),
-    },
-    Flag {
-        name: "preset",
-        value: "NAME",
-        help: "model preset (tiny, 150m, 1b)",
-        default: Some("tiny"),
-    },
-    Flag {
-        name: "seed",
-        value: "N",
-        help: "seeds keys, the chain and the genesis master",
-        default: Some("7"),
-    },
-    Flag {
-        name: "merge",
-        value: "RULE",
-        help: "the validator's outer optimizer: mean or nesterov-LR-MOMENTUM",
-        default: Some("nesterov-0.7-0.9"),
-    },
-    Flag {
-        name: "weighting",
-        value: "W",
-        help: "weights of the merged deltas: uniform or score",
-        default: Some("uniform"),
-    },
-    Flag {
-        name: "top",
-        value: "G",
-        help: "merge only the best G deltas by score (0 = all)",
-        default: Some("0"),
-    },
-    Flag {
-        name: "lr",
-        value: "X",
-        help: "peak learning rate (miners and baselines)",
-        default: Some("0.003"),
-    },
-    Flag {
-        name: "pages-per-step",
-        value: "N",
-        help: "pages per miner training step (1 to 64)",
-        default: Some("2"),
-    },
-    Flag {
-        name: "encoding",
-        value: "ENC",
-        help: "the miners' delta encoding",
-        default: Some("dense-bf16"),
-    },
-    Flag {
-        name: "device",
-        value: "DEV",
-        help: "cpu or cuda (cuda:N)",
-        default: Some("cpu"),
-    },
-    Flag {
-        name: "dir",
-        value: "DIR",
-        help: "output folder (replaced)",
-        default: Some("out/efficiency"),
-    },
-];
+/// Measures the network's training efficiency against centralized AdamW and one miner alone.
+#[derive(Parser, Debug)]
+struct Cli {
+    /// Honest miners in the network (1 to 16)
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 2,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=16),
+    )]
+    miners: usize,
+    /// Training steps per miner per round (1 to 10000)
+    #[arg(
+        long,
+        value_name = "H",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u64).range(1..=10_000),
+    )]
+    steps: u64,
+    /// Rounds (1 to 1000)
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 6,
+        value_parser = clap::value_parser!(u64).range(1..=1000),
+    )]
+    rounds: u64,
+    /// Model preset
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "tiny",
+        value_parser = PossibleValuesParser::new(model::PRESETS),
+    )]
+    preset: String,
+    /// Seeds keys, the chain and the genesis master
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    seed: u64,
+    /// The validator's outer optimizer: mean or nesterov-LR-MOMENTUM (LR > 0, MOMENTUM in [0, 1))
+    #[arg(long, value_name = "RULE", default_value = "nesterov-0.7-0.9", value_parser = merge_rule)]
+    merge: MergeRule,
+    /// Weights of the merged deltas: uniform or score
+    #[arg(long, value_name = "W", default_value = "uniform", value_parser = weighting)]
+    weighting: MergeWeighting,
+    /// Merge only the best G deltas by score (0 = all; at most 16)
+    #[arg(
+        long,
+        value_name = "G",
+        default_value_t = 0,
+        value_parser = RangedU64ValueParser::<usize>::new().range(0..=16),
+    )]
+    top: usize,
+    /// Peak learning rate, miners and baselines (in (0, 1])
+    #[arg(long, value_name = "X", default_value_t = 3e-3, value_parser = learning_rate)]
+    lr: f64,
+    /// Pages per miner training step (1 to 64)
+    #[arg(
+        long = "pages-per-step",
+        value_name = "N",
+        default_value_t = 2,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=64),
+    )]
+    pages_per_step: usize,
+    /// The miners' delta encoding
+    #[arg(long, value_name = "ENC", default_value = "dense-bf16", value_parser = encoding)]
+    encoding: String,
+    /// cpu, cuda or cuda:N; a bare --device means cuda
+    #[arg(
+        long,
+        value_name = "DEV",
+        default_value = "cpu",
+        num_args = 0..=1,
+        default_missing_value = "cuda",
+        value_parser = device,
+    )]
+    device: String,
+    /// Output folder (replaced)
+    #[arg(long, value_name = "DIR", default_value = "out/efficiency")]
+    dir: PathBuf,
+}
+
+fn merge_rule(spec: &str) -> std::result::Result<MergeRule, String> {
+    MergeRule::parse(spec).ok_or_else(|| {
+        format!("{spec:?} is not mean or nesterov-LR-MOMENTUM (LR > 0, MOMENTUM in [0, 1))")
+    })
+}
+
+fn weighting(name: &str) -> std::result::Result<MergeWeighting, String> {
+    match name {
+        "uniform" => Ok(MergeWeighting::Uniform),
+        "score" => Ok(MergeWeighting::Score),
+        other => Err(format!("{other:?} is not uniform or score")),
+    }
+}
+
+fn learning_rate(value: &str) -> std::result::Result<f64, String> {
+    let lr: f64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    if !(lr.is_finite() && lr > 0.0 && lr <= 1.0) {
+        return Err(format!("{lr} is out of range: it must be in (0, 1]"));
+    }
+    Ok(lr)
+}
+
+fn encoding(spec: &str) -> std::result::Result<String, String> {
+    DeltaEncoding::parse(spec)
+        .map(|_| spec.to_string())
+        .ok_or_else(|| format!("{spec:?} is not an encoding"))
+}
+
+fn device(name: &str) -> std::result::Result<String, String> {
+    match parse_device(name) {
+        Ok(_) => Ok(name.to_string()),
+        Err(Error::InvalidArgument(message)) => Err(message),
+        Err(e) => Err(e.to_string()),
+    }
+}
 
 /// Held-out pages every run is measured on (the validator's count).
 const HELDOUT_PAGES: usize = 16;
@@ -128,11 +167,8 @@ fn subnet_params(data: &dyn PageSource) -> Result<SubnetParams> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::from_env(
-        "Measures the network's training efficiency against centralized AdamW and one miner alone.",
-        FLAGS,
-    );
-    match run(&args) {
+    let cli = Cli::parse();
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("efficiency: {e}");
@@ -158,83 +194,26 @@ struct Settings {
     dir: PathBuf,
 }
 
-fn in_range<T: PartialOrd + std::fmt::Display + Copy>(name: &str, v: T, lo: T, hi: T) -> Result<T> {
-    if v < lo || v > hi {
-        return Err(Error::InvalidArgument(format!(
-            "--{name} {v} is out of range: it must be between {lo} and {hi}"
-        )));
-    }
-    Ok(v)
-}
-
-fn settings(args: &Args) -> Result<Settings> {
-    let need = |name: &str| -> Result<&str> {
-        args.extra(name)
-            .ok_or_else(|| Error::InvalidArgument(format!("--{name} is required")))
-    };
-    let miners = in_range("miners", args.extra_parsed("miners")?.unwrap_or(2), 1, 16)?;
-    let steps = in_range("steps", args.extra_parsed("steps")?.unwrap_or(8), 1, 10_000)?;
-    let rounds = in_range("rounds", args.extra_parsed("rounds")?.unwrap_or(6), 1, 1000)?;
-    let pages_per_step = in_range(
-        "pages-per-step",
-        args.extra_parsed("pages-per-step")?.unwrap_or(2),
-        1,
-        64,
-    )?;
-    let preset = need("preset")?.to_string();
-    if !model::PRESETS.contains(&preset.as_str()) {
-        return Err(Error::InvalidArgument(format!(
-            "--preset {preset:?} is not one of {:?}",
-            model::PRESETS
-        )));
-    }
-    let seed: u64 = args.extra_parsed("seed")?.unwrap_or(7);
-    let spec = need("merge")?;
-    let rule = MergeRule::parse(spec).ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "--merge {spec:?} is not mean or nesterov-LR-MOMENTUM (LR > 0, MOMENTUM in [0, 1))"
-        ))
-    })?;
-    let weighting = match need("weighting")? {
-        "uniform" => MergeWeighting::Uniform,
-        "score" => MergeWeighting::Score,
-        other => {
-            return Err(Error::InvalidArgument(format!(
-                "--weighting {other:?} is not uniform or score"
-            )));
-        }
-    };
-    let top: usize = in_range("top", args.extra_parsed("top")?.unwrap_or(0), 0, 16)?;
+/// The settings of a parsed command line (each flag checked as it was read).
+fn settings(cli: Cli) -> Result<Settings> {
     let merge = MergeConfig {
-        rule,
-        weighting,
-        top: (top > 0).then_some(top),
+        rule: cli.merge,
+        weighting: cli.weighting,
+        top: (cli.top > 0).then_some(cli.top),
     };
     merge.validate()?;
-    let learning_rate: f64 = args.extra_parsed("lr")?.unwrap_or(3e-3);
-    if !(learning_rate.is_finite() && learning_rate > 0.0 && learning_rate <= 1.0) {
-        return Err(Error::InvalidArgument(format!(
-            "--lr {learning_rate} is out of range: it must be in (0, 1]"
-        )));
-    }
-    let encoding = need("encoding")?.to_string();
-    DeltaEncoding::parse(&encoding).ok_or_else(|| {
-        Error::InvalidArgument(format!("--encoding {encoding:?} is not an encoding"))
-    })?;
-    let device = need("device")?.to_string();
-    parse_device(&device)?;
     Ok(Settings {
-        miners,
-        steps,
-        rounds,
-        preset,
-        seed,
+        miners: cli.miners,
+        steps: cli.steps,
+        rounds: cli.rounds,
+        preset: cli.preset,
+        seed: cli.seed,
         merge,
-        learning_rate,
-        pages_per_step,
-        encoding,
-        device,
-        dir: PathBuf::from(need("dir")?),
+        learning_rate: cli.lr,
+        pages_per_step: cli.pages_per_step,
+        encoding: cli.encoding,
+        device: cli.device,
+        dir: cli.dir,
     })
 }
 
@@ -377,6 +356,7 @@ fn run_network(
     )?
     .with_heldout(heldout.clone())
     .with_endpoint_policy(EndpointPolicy::Any);
+    validator.publish()?;
     let encoding = DeltaEncoding::parse(&s.encoding)
         .ok_or_else(|| Error::InvalidArgument(format!("encoding {:?}", s.encoding)))?;
     let mut miners = Vec::new();
@@ -578,8 +558,8 @@ fn summarize(curve: Curve, target: f64, seconds: f64) -> RunSummary {
     }
 }
 
-fn run(args: &Args) -> Result<()> {
-    let s = settings(args)?;
+fn run(cli: Cli) -> Result<()> {
+    let s = settings(cli)?;
     if s.dir.join("chain").exists() {
         std::fs::remove_dir_all(&s.dir).map_err(|e| Error::io(&s.dir, e))?;
     }

@@ -4,75 +4,123 @@
 //! each adversary of `Behaviour::CAST` — train the tiny model on the sample
 //! corpus for a few rounds. Prints a table per round (and a line per
 //! validator: lead, verdict, vtrust) and writes charts of the weights, the
-//! master's loss and the validators' vtrust.
+//! master's loss and the validators' vtrust, and ends by auditing the final
+//! lead's last rounds from public data (`node::audit`).
 //!
 //! ```text
 //! cargo run --release --example localnet -- [--rounds N] [--dir DIR] [--steps N] [--cast NAMES]
-//!     [--validators 50,30,20] [--tamper_after ROUND] [--silence_lead ROUND:N]
+//!     [--validators 50,30,20] [--tamper_after ROUND] [--silence_lead ROUND:N] [--audit_rounds N]
 //! ```
 
+use std::fmt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bistro::cli::{Args, Flag};
 use bistro::localnet::{Behaviour, Localnet, LocalnetConfig};
+use bistro::model::PRESETS;
+use clap::Parser;
+use clap::builder::PossibleValuesParser;
 
-const FLAGS: &[Flag] = &[
-    Flag {
-        name: "rounds",
-        value: "N",
-        help: "rounds to run",
-        default: Some("6"),
-    },
-    Flag {
-        name: "dir",
-        value: "DIR",
-        help: "output folder (replaced)",
-        default: Some("out/localnet"),
-    },
-    Flag {
-        name: "steps",
-        value: "N",
-        help: "training steps per miner per round",
-        default: Some("8"),
-    },
-    Flag {
-        name: "cast",
-        value: "NAMES",
-        help: "the miners, comma-separated (default: every behaviour once)",
-        default: None,
-    },
-    Flag {
-        name: "validators",
-        value: "STAKES",
-        help: "one validator per stake, most first (comma-separated)",
-        default: Some("50,30,20"),
-    },
-    Flag {
-        name: "tamper_after",
-        value: "ROUND",
-        help: "after this round the lead forges its newest master's lineage record",
-        default: None,
-    },
-    Flag {
-        name: "silence_lead",
-        value: "ROUND:N",
-        help: "after this round the lead stops for N rounds, then comes back",
-        default: None,
-    },
-    Flag {
-        name: "preset",
-        value: "NAME",
-        help: "model preset",
-        default: Some("tiny"),
-    },
-];
+/// Runs a local bistro network: chain, validators, honest and adversarial miners.
+// Every default is `LocalnetConfig::default()`'s.
+#[derive(Parser, Debug)]
+struct Cli {
+    /// Rounds to run
+    #[arg(long, value_name = "N", default_value_t = LocalnetConfig::default().rounds)]
+    rounds: u64,
+    /// Output folder (replaced)
+    #[arg(long, value_name = "DIR", default_value_os_t = LocalnetConfig::default().dir)]
+    dir: PathBuf,
+    /// Training steps per miner per round
+    #[arg(long, value_name = "N", default_value_t = LocalnetConfig::default().steps_per_round)]
+    steps: u64,
+    /// The miners, comma-separated (the default: every behaviour once)
+    #[arg(
+        long,
+        value_name = "NAMES",
+        default_value_t = List(LocalnetConfig::default().cast),
+        value_parser = cast,
+    )]
+    cast: List<Behaviour>,
+    /// One validator per stake, most first (comma-separated)
+    #[arg(
+        long,
+        value_name = "STAKES",
+        default_value_t = List(LocalnetConfig::default().validator_stakes),
+        value_parser = stakes,
+    )]
+    validators: List<u64>,
+    /// After this round the lead forges its newest master's lineage record
+    #[arg(long = "tamper_after", value_name = "ROUND")]
+    tamper_after: Option<u64>,
+    /// After this round the lead stops for N rounds, then comes back
+    #[arg(long = "silence_lead", value_name = "ROUND:N", value_parser = silence_lead)]
+    silence_lead: Option<(u64, u64)>,
+    /// Model preset
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value_t = LocalnetConfig::default().preset,
+        value_parser = PossibleValuesParser::new(PRESETS),
+    )]
+    preset: String,
+    /// At the end, audit the final lead's last N rounds from public data (0: no audit)
+    #[arg(long = "audit_rounds", value_name = "N", default_value_t = LocalnetConfig::default().audit_rounds)]
+    audit_rounds: usize,
+}
+
+/// A comma-separated list (`--cast`, `--validators`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct List<T>(Vec<T>);
+
+impl<T: fmt::Display> fmt::Display for List<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, item) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{item}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The comma-separated items of `value`, each read by `item` (`what` says
+/// what an item must be).
+fn comma_list<T>(
+    value: &str,
+    what: &str,
+    item: impl Fn(&str) -> Option<T>,
+) -> Result<List<T>, String> {
+    value
+        .split(',')
+        .map(|v| item(v.trim()).ok_or_else(|| format!("{v:?} is not {what}")))
+        .collect::<Result<_, _>>()
+        .map(List)
+}
+
+fn cast(value: &str) -> Result<List<Behaviour>, String> {
+    let known = format!("one of {}", List(Behaviour::CAST.to_vec()));
+    comma_list(value, &known, Behaviour::parse)
+}
+
+fn stakes(value: &str) -> Result<List<u64>, String> {
+    comma_list(value, "a whole number", |s| s.parse().ok())
+}
+
+/// `ROUND:N`.
+fn silence_lead(value: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("{value:?} is not ROUND:N");
+    let (after, rounds) = value.split_once(':').ok_or_else(bad)?;
+    Ok((
+        after.parse().map_err(|_| bad())?,
+        rounds.parse().map_err(|_| bad())?,
+    ))
+}
 
 fn main() -> ExitCode {
-    let args = Args::from_env(
-        "Runs a local bistro network: chain, validators, honest and adversarial miners.",
-        FLAGS,
-    );
-    match run(&args) {
+    let cli = Cli::parse();
+    match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(2),
         Err(e) => {
@@ -82,33 +130,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> bistro::Result<bool> {
-    let mut config = LocalnetConfig::default();
-    config.rounds = args.extra_parsed("rounds")?.unwrap_or(config.rounds);
-    config.steps_per_round = args
-        .extra_parsed("steps")?
-        .unwrap_or(config.steps_per_round);
-    if let Some(dir) = args.extra("dir") {
-        config.dir = dir.into();
-    }
-    if let Some(cast) = args.extra("cast") {
-        config.cast = comma_list("cast", cast, Behaviour::parse)?;
-    }
-    if let Some(stakes) = args.extra("validators") {
-        config.validator_stakes = comma_list("validators", stakes, |s| s.parse().ok())?;
-    }
-    config.tamper_after_round = args.extra_parsed("tamper_after")?;
-    if let Some(silence) = args.extra("silence_lead") {
-        let bad = || bistro::Error::InvalidArgument(format!("--silence_lead {silence:?}: ROUND:N"));
-        let (after, rounds) = silence.split_once(':').ok_or_else(bad)?;
-        config.silence_lead = Some((
-            after.parse().map_err(|_| bad())?,
-            rounds.parse().map_err(|_| bad())?,
-        ));
-    }
-    if let Some(preset) = args.extra("preset") {
-        config.preset = preset.into();
-    }
+fn run(cli: Cli) -> bistro::Result<bool> {
+    let config = LocalnetConfig {
+        rounds: cli.rounds,
+        dir: cli.dir,
+        steps_per_round: cli.steps,
+        cast: cli.cast.0,
+        validator_stakes: cli.validators.0,
+        tamper_after_round: cli.tamper_after,
+        silence_lead: cli.silence_lead,
+        preset: cli.preset,
+        audit_rounds: cli.audit_rounds,
+        ..LocalnetConfig::default()
+    };
     if config.dir.join("chain").exists() {
         std::fs::remove_dir_all(&config.dir).map_err(|e| bistro::Error::io(&config.dir, e))?;
     }
@@ -144,23 +178,25 @@ fn run(args: &Args) -> bistro::Result<bool> {
         "charts: {dir}/weights.svg, {dir}/loss.svg, {dir}/vtrust.svg; evaluation log: {}",
         net.validator().log_dir().display()
     );
-    // Exit 2 unless honest miners beat every adversary and adversaries hold
-    // at most 1 % of the weight (the acceptance test's bound).
-    Ok(summary.honest_beat_adversaries() && summary.adversary_share <= 0.01)
-}
-
-/// The comma-separated items of flag `--name`'s value, each read by `item`.
-fn comma_list<T>(
-    name: &str,
-    value: &str,
-    item: impl Fn(&str) -> Option<T>,
-) -> bistro::Result<Vec<T>> {
-    value
-        .split(',')
-        .map(|v| {
-            item(v.trim()).ok_or_else(|| {
-                bistro::Error::InvalidArgument(format!("--{name}: {v:?} is not valid"))
-            })
-        })
-        .collect()
+    if let Some(audit) = &summary.audit {
+        println!(
+            "audit of {} from public data: {} re-measured, {} rejections re-checked, {} merges \
+             recomputed, weights {}; {} findings",
+            audit.validator,
+            audit.remeasured,
+            audit.rechecked,
+            audit.merges_verified,
+            if audit.weights_match {
+                "reproduced"
+            } else {
+                "not reproduced"
+            },
+            audit.findings.len()
+        );
+    }
+    // Exit 2 unless honest miners beat every adversary, adversaries hold at
+    // most 1 % of the weight (the acceptance test's bound) and the audit
+    // found nothing.
+    let audited = summary.audit.as_ref().is_none_or(|a| a.findings.is_empty());
+    Ok(summary.honest_beat_adversaries() && summary.adversary_share <= 0.01 && audited)
 }

@@ -16,96 +16,106 @@
 //!   `manifest.json` are written (created if missing).
 //! - `--page-tokens N` (default 1024): documents (each followed by EOS) are laid
 //!   end to end and cut into pages of exactly `N` tokens (the last may be
-//!   shorter); each page keeps the document pieces as its sequences. Or
-//!   `--docs-per-page K`: each page is `K` whole documents, one sequence each
-//!   (like RefinedWeb's pages of 100 rows).
+//!   shorter); each page keeps the document pieces as its sequences. Or,
+//!   instead (not both), `--docs-per-page K`: each page is `K` whole
+//!   documents, one sequence each (like RefinedWeb's pages of 100 rows).
 //! - `--pages-per-shard N` (default 65536), `--token-bytes 2|4` (default 2).
 //! - `--heldout-every K` (default 0, none): document `i` (from 0) goes to the
 //!   held-out split when `i % K == K - 1`.
+//!
+//! Sizes past the shard format's limits, a `--token-bytes` other than 2 or 4
+//! and unknown or repeated flags are errors (exit status 2); `--help` lists
+//! every flag with its default.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bistro::data::TokenizerInfo;
+use bistro::data::shard::{MAX_PAGE_SEQUENCES, MAX_PAGE_TOKENS, MAX_PAGES};
 use bistro::data::shard::{ShardSummary, ShardWriter, dataset_identity};
 use bistro::data::tokenizer::Gpt2Tokenizer;
 use bistro::{Digest, Error, Result};
+use clap::Parser;
+use clap::builder::RangedU64ValueParser;
 
+/// Converts text files or JSON lines into token shards (docs/shards.md), tokenized with GPT-2.
+#[derive(Parser, Debug)]
 struct Options {
+    /// A file, or a directory (its files, sorted by name); repeatable
+    #[arg(long = "input", value_name = "PATH", required = true)]
     inputs: Vec<PathBuf>,
-    jsonl: bool,
-    split_paragraphs: bool,
+    /// text, or JSON lines (one object per line, the document in --field)
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Text: each file is a document, or each paragraph (split at blank lines)
+    #[arg(long, value_enum, default_value_t = SplitAt::File)]
+    split: SplitAt,
+    /// JSON lines: the field that holds the document
+    #[arg(long, value_name = "NAME", default_value = "text")]
     field: String,
+    /// Where the shards and manifest.json are written (created if missing)
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Documents laid end to end, cut into pages of exactly N tokens
+    #[arg(
+        long = "page-tokens",
+        value_name = "N",
+        default_value_t = 1024,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_PAGE_TOKENS),
+    )]
     page_tokens: usize,
-    docs_per_page: usize,
+    /// Instead of --page-tokens: pages of K whole documents, one sequence each
+    #[arg(
+        long = "docs-per-page",
+        value_name = "K",
+        conflicts_with = "page_tokens",
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_PAGE_SEQUENCES),
+    )]
+    docs_per_page: Option<usize>,
+    /// Pages per shard file
+    #[arg(
+        long = "pages-per-shard",
+        value_name = "N",
+        default_value_t = 65_536,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_PAGES),
+    )]
     pages_per_shard: u64,
+    /// Bytes per token: 2 or 4
+    #[arg(
+        long = "token-bytes",
+        value_name = "2|4",
+        default_value_t = 2,
+        value_parser = token_bytes,
+    )]
     token_bytes: u32,
+    /// Document i (from 0) goes to the held-out split when i % K == K - 1 (0: none)
+    #[arg(long = "heldout-every", value_name = "K", default_value_t = 0)]
     heldout_every: u64,
 }
 
-fn parse_args() -> Result<Options> {
-    let mut o = Options {
-        inputs: Vec::new(),
-        jsonl: false,
-        split_paragraphs: false,
-        field: "text".into(),
-        out: PathBuf::new(),
-        page_tokens: 1024,
-        docs_per_page: 0,
-        pages_per_shard: 65_536,
-        token_bytes: 2,
-        heldout_every: 0,
-    };
-    let mut args = std::env::args().skip(1);
-    let bad = |m: String| Error::InvalidArgument(m);
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .ok_or_else(|| bad(format!("{flag} needs a value")))
-        };
-        let number = |v: String| {
-            v.parse::<u64>()
-                .map_err(|_| bad(format!("{v:?} is not a number")))
-        };
-        match flag.as_str() {
-            "--input" => o.inputs.push(value()?.into()),
-            "--format" => {
-                o.jsonl = match value()?.as_str() {
-                    "jsonl" => true,
-                    "text" => false,
-                    f => return Err(bad(format!("unknown format {f:?}"))),
-                }
-            }
-            "--split" => {
-                o.split_paragraphs = match value()?.as_str() {
-                    "blank-lines" => true,
-                    "file" => false,
-                    s => return Err(bad(format!("unknown split {s:?}"))),
-                }
-            }
-            "--field" => o.field = value()?,
-            "--out" => o.out = value()?.into(),
-            "--page-tokens" => o.page_tokens = number(value()?)? as usize,
-            "--docs-per-page" => o.docs_per_page = number(value()?)? as usize,
-            "--pages-per-shard" => o.pages_per_shard = number(value()?)?,
-            "--token-bytes" => o.token_bytes = number(value()?)? as u32,
-            "--heldout-every" => o.heldout_every = number(value()?)?,
-            "--help" | "-h" => {
-                println!("see the comment at the top of examples/make_shards.rs");
-                std::process::exit(0);
-            }
-            f => return Err(bad(format!("unknown option {f:?}"))),
-        }
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Jsonl,
+}
+
+/// `--split`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum SplitAt {
+    File,
+    BlankLines,
+}
+
+/// `--token-bytes`: the shard format's token widths, 2 or 4 (anything else,
+/// however large, is an error rather than truncated).
+fn token_bytes(value: &str) -> std::result::Result<u32, String> {
+    match value.trim() {
+        "2" => Ok(2),
+        "4" => Ok(4),
+        _ => Err(format!("{value:?} is not 2 or 4")),
     }
-    if o.inputs.is_empty() || o.out.as_os_str().is_empty() {
-        return Err(bad("--input and --out are required".into()));
-    }
-    if o.page_tokens == 0 && o.docs_per_page == 0 || o.pages_per_shard == 0 {
-        return Err(bad("page and shard sizes must be positive".into()));
-    }
-    Ok(o)
 }
 
 /// A progress bar over input bytes, redrawn at most ten times a second.
@@ -212,9 +222,9 @@ impl Split {
 
     /// Adds one document's tokens (already ending with EOS).
     fn add(&mut self, doc: &[u32], o: &Options) -> Result<()> {
-        if o.docs_per_page > 0 {
+        if let Some(docs_per_page) = o.docs_per_page {
             self.page.push(doc.to_vec());
-            if self.page.len() >= o.docs_per_page {
+            if self.page.len() >= docs_per_page {
                 self.flush_page()?;
             }
             return Ok(());
@@ -266,7 +276,7 @@ fn for_each_document(
 ) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = BufReader::new(file);
-    if o.jsonl {
+    if o.format == Format::Jsonl {
         let mut line = String::new();
         let mut number = 0u64;
         loop {
@@ -304,7 +314,7 @@ fn for_each_document(
     }
     let mut text = String::new();
     std::io::Read::read_to_string(&mut reader, &mut text).map_err(|e| Error::io(path, e))?;
-    if !o.split_paragraphs {
+    if o.split == SplitAt::File {
         return doc(&text, text.len() as u64);
     }
     for para in text.split("\n\n") {
@@ -314,7 +324,7 @@ fn for_each_document(
 }
 
 fn run() -> Result<()> {
-    let o = parse_args()?;
+    let o = Options::parse();
     std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
     let tokenizer = Gpt2Tokenizer::new()?;
     let info = tokenizer.info();
@@ -415,5 +425,133 @@ fn main() {
     if let Err(e) = run() {
         eprintln!("make_shards: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    /// Parses `--input a.txt --out o` and `args`.
+    fn parse(args: &[&str]) -> std::result::Result<Options, clap::Error> {
+        let base = ["make_shards", "--input", "a.txt", "--out", "o"];
+        Options::try_parse_from(base.iter().chain(args))
+    }
+
+    #[test]
+    fn the_documented_command_lines_parse() {
+        // BENCHMARKS.md's line.
+        let o = parse(&[
+            "--format",
+            "jsonl",
+            "--page-tokens",
+            "1024",
+            "--heldout-every",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(o.inputs, [PathBuf::from("a.txt")]);
+        assert_eq!(o.out, PathBuf::from("o"));
+        assert_eq!(
+            (o.format, o.page_tokens, o.heldout_every),
+            (Format::Jsonl, 1024, 10)
+        );
+        // The defaults.
+        let o = parse(&[]).unwrap();
+        assert_eq!((o.format, o.split), (Format::Text, SplitAt::File));
+        assert_eq!((o.page_tokens, o.docs_per_page), (1024, None));
+        assert_eq!(
+            (o.pages_per_shard, o.token_bytes, o.heldout_every),
+            (65_536, 2, 0)
+        );
+        assert_eq!(o.field, "text");
+        let o = parse(&[
+            "--input=b",
+            "--split=blank-lines",
+            "--docs-per-page",
+            "100",
+            "--token-bytes=4",
+        ])
+        .unwrap();
+        assert_eq!(o.inputs, [PathBuf::from("a.txt"), PathBuf::from("b")]);
+        assert_eq!(
+            (o.split, o.docs_per_page, o.token_bytes),
+            (SplitAt::BlankLines, Some(100), 4)
+        );
+    }
+
+    #[test]
+    fn token_bytes_past_u32_are_errors_not_truncated() {
+        // 2^32 + 2 used to be cast to u32 (2) and accepted.
+        for bad in ["4294967298", "4294967300", "3", "0", "8", "two", ""] {
+            let err = parse(&["--token-bytes", bad]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{bad}: {err}");
+            assert_eq!(err.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn sizes_out_of_range_are_errors() {
+        for bad in [
+            &["--page-tokens", "0"][..],
+            &["--page-tokens", "16777217"],
+            &["--page-tokens", "18446744073709551616"],
+            &["--docs-per-page", "0"],
+            &["--docs-per-page", "1048577"],
+            &["--pages-per-shard", "0"],
+            &["--pages-per-shard", "4294967297"],
+            &["--heldout-every", "-1"],
+            &["--format", "csv"],
+            &["--split", "lines"],
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+        // Both ways of cutting pages at once (which one won was silent).
+        let err = parse(&["--page-tokens", "512", "--docs-per-page", "4"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn bad_command_lines_are_errors() {
+        let missing = Options::try_parse_from(["make_shards", "--out", "o"]).unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::MissingRequiredArgument);
+        let missing = Options::try_parse_from(["make_shards", "--input", "a"]).unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::MissingRequiredArgument);
+        for bad in [
+            &["--colour", "red"][..],
+            &["stray"],
+            &["--out", "p"],
+            &["--token-bytes", "2", "--token-bytes", "4"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_flag_and_its_default() {
+        let text = Options::command().render_help().to_string();
+        for needle in [
+            "--input <PATH>",
+            "--format <FORMAT>",
+            "--split <SPLIT>",
+            "--field <NAME>",
+            "--out <DIR>",
+            "--page-tokens <N>",
+            "--docs-per-page <K>",
+            "--pages-per-shard <N>",
+            "--token-bytes <2|4>",
+            "--heldout-every <K>",
+            "[default: text]",
+            "[default: file]",
+            "[default: 1024]",
+            "[default: 65536]",
+            "[default: 2]",
+            "[default: 0]",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
     }
 }

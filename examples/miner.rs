@@ -13,40 +13,38 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use bistro::cli::{Args, Flag};
+use bistro::cli::Args;
 use bistro::model::TrainConfig;
 use bistro::node::DeltaEncoding;
 use bistro::node::miner::{Miner, MinerConfig, MinerEvent, RoundOutcome};
-use bistro::roles::{COMMON_FLAGS, Role, Setup};
+use bistro::roles::{NodeFlags, Role, Setup};
+use clap::Parser;
 
-const FLAGS: &[Flag] = &[
-    Flag {
-        name: "steps",
-        value: "N",
-        help: "training steps per upload",
-        default: Some("8"),
-    },
-    Flag {
-        name: "encoding",
-        value: "ENC",
-        help: "dense-bf16, dense-f16, dense-f32, topk-FRACTION-bf16, int8-BLOCK",
-        default: Some("dense-bf16"),
-    },
-    Flag {
-        name: "lr",
-        value: "X",
-        help: "peak learning rate",
-        default: Some("0.003"),
-    },
-];
+/// Mines on bistro: trains the master on its window, uploads the delta.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    args: Args,
+    #[command(flatten)]
+    node: NodeFlags,
+    /// Training steps per upload
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    steps: u64,
+    /// dense-bf16, dense-f16, dense-f32, topk-FRACTION-bf16, int8-BLOCK
+    #[arg(long, value_name = "ENC", default_value = "dense-bf16", value_parser = encoding)]
+    encoding: DeltaEncoding,
+    /// Peak learning rate
+    #[arg(long, value_name = "X", default_value_t = 3e-3)]
+    lr: f64,
+}
+
+fn encoding(spec: &str) -> Result<DeltaEncoding, String> {
+    DeltaEncoding::parse(spec).ok_or_else(|| format!("{spec:?} is not an encoding"))
+}
 
 fn main() -> ExitCode {
-    let flags: Vec<Flag> = COMMON_FLAGS.iter().chain(FLAGS).copied().collect();
-    let args = Args::from_env(
-        "Mines on bistro: trains the master on its window, uploads the delta.",
-        &flags,
-    );
-    match run(&args) {
+    let cli = Cli::parse();
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("miner: {e}");
@@ -55,15 +53,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> bistro::Result<()> {
-    let setup = Setup::from_args(args, Role::Miner)?;
-    let rounds: Option<u64> = args.extra_parsed("rounds")?;
-    let steps: u64 = args.extra_parsed("steps")?.unwrap_or(8);
-    let lr: f64 = args.extra_parsed("lr")?.unwrap_or(3e-3);
-    let spec = args.extra("encoding").unwrap_or("dense-bf16");
-    let encoding = DeltaEncoding::parse(spec).ok_or_else(|| {
-        bistro::Error::InvalidArgument(format!("--encoding {spec:?} is not an encoding"))
-    })?;
+fn run(cli: &Cli) -> bistro::Result<()> {
+    let setup = Setup::from_args(&cli.args, &cli.node, Role::Miner)?;
+    let (rounds, steps, lr, encoding) = (cli.node.rounds, cli.steps, cli.lr, cli.encoding);
     let params = setup.params.clone();
     let config = MinerConfig {
         params: params.clone(),

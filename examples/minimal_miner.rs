@@ -5,11 +5,11 @@ use bistro::cli::Args;
 use bistro::model::TrainConfig;
 use bistro::node::encoding::{DTypeName, DeltaEncoding};
 use bistro::node::miner::{Miner, MinerConfig};
-use bistro::roles::{COMMON_FLAGS, Role, Setup};
+use bistro::roles::{NodeFlags, Role, Setup};
 
 fn main() -> bistro::Result<()> {
-    let args = Args::from_env("A minimal bistro miner.", COMMON_FLAGS);
-    let s = Setup::from_args(&args, Role::Miner)?;
+    let (args, node) = Args::parse_with::<NodeFlags>("A minimal bistro miner.");
+    let s = Setup::from_args(&args, &node, Role::Miner)?;
     let config = MinerConfig {
         params: s.params,
         model: s.model,

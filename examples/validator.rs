@@ -17,15 +17,22 @@ use std::sync::Arc;
 use bistro::cli::Args;
 use bistro::data::sample;
 use bistro::node::validator::{Validator, ValidatorConfig};
-use bistro::roles::{COMMON_FLAGS, Role, Setup};
+use bistro::roles::{NodeFlags, Role, Setup};
 use bistro::rounds::{RoundHistory, print_round, write_charts};
+use clap::Parser;
+
+/// Validates bistro miners: judges their deltas, publishes the master, sets weights.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    args: Args,
+    #[command(flatten)]
+    node: NodeFlags,
+}
 
 fn main() -> ExitCode {
-    let args = Args::from_env(
-        "Validates bistro miners: judges their deltas, publishes the master, sets weights.",
-        COMMON_FLAGS,
-    );
-    match run(&args) {
+    let cli = Cli::parse();
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("validator: {e}");
@@ -34,9 +41,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> bistro::Result<()> {
-    let setup = Setup::from_args(args, Role::Validator)?;
-    let rounds: Option<u64> = args.extra_parsed("rounds")?;
+fn run(cli: &Cli) -> bistro::Result<()> {
+    let setup = Setup::from_args(&cli.args, &cli.node, Role::Validator)?;
+    let rounds = cli.node.rounds;
     let (chain, params) = (setup.chain.clone(), setup.params.clone());
     let config = ValidatorConfig {
         heldout_pages: if setup.embedded { 16 } else { 0 },
@@ -60,6 +67,7 @@ fn run(args: &Args) -> bistro::Result<()> {
     if setup.embedded {
         validator = validator.with_heldout(Arc::new(sample::heldout()?));
     }
+    validator.publish()?;
     println!(
         "validator {} on subnet {}: master {}, work dir {}, log {}",
         validator.hotkey(),

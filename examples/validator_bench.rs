@@ -15,7 +15,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use bistro::chain::{Chain, LocalChain, LocalChainConfig, local::SubnetConfig};
-use bistro::cli::{Args, Flag};
 use bistro::codec::{DType, DeltaHeader, Encoding, Limits};
 use bistro::data::{PageSource, sample};
 use bistro::model::{self, Config, Device};
@@ -26,40 +25,51 @@ use bistro::node::upload::upload_delta;
 use bistro::node::validator::{Validator, ValidatorConfig};
 use bistro::storage::{BucketCommitment, EndpointPolicy, LocalBucket};
 use bistro::{Keypair, Result};
+use clap::Parser;
+use clap::builder::{PossibleValuesParser, RangedU64ValueParser};
 
-const FLAGS: &[Flag] = &[
-    Flag {
-        name: "preset",
-        value: "NAME",
-        help: "model preset",
-        default: Some("tiny"),
-    },
-    Flag {
-        name: "uids",
-        value: "N",
-        help: "miners to evaluate",
-        default: Some("3"),
-    },
-    Flag {
-        name: "dtype",
-        value: "T",
-        help: "delta values: bf16 or f32",
-        default: Some("bf16"),
-    },
-    Flag {
-        name: "threads",
-        value: "N",
-        help: "libtorch threads",
-        default: Some("2"),
-    },
-];
+/// Times a validator round and measures its peak memory.
+#[derive(Parser, Debug)]
+struct Cli {
+    /// Model preset
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "tiny",
+        value_parser = PossibleValuesParser::new(model::PRESETS),
+    )]
+    preset: String,
+    /// Miners to evaluate (1 to 254: each miner's key is seeded by one byte)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u8).range(1..=254),
+    )]
+    uids: u8,
+    /// Delta values
+    #[arg(long, value_name = "T", value_enum, default_value_t = DTypeArg::Bf16)]
+    dtype: DTypeArg,
+    /// libtorch threads (at least 1)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..),
+    )]
+    threads: usize,
+}
+
+/// The delta values `--dtype` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DTypeArg {
+    Bf16,
+    F32,
+}
 
 fn main() -> ExitCode {
-    let args = Args::from_env(
-        "Times a validator round and measures its peak memory.",
-        FLAGS,
-    );
-    match run(&args) {
+    let cli = Cli::parse();
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("validator_bench: {e}");
@@ -83,13 +93,11 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn run(args: &Args) -> Result<()> {
-    let preset = args.extra("preset").unwrap_or("tiny").to_string();
-    let uids: u16 = args.extra_parsed("uids")?.unwrap_or(3);
-    let threads: usize = args.extra_parsed("threads")?.unwrap_or(2);
-    let dtype = match args.extra("dtype").unwrap_or("bf16") {
-        "f32" => DType::F32,
-        _ => DType::BF16,
+fn run(cli: &Cli) -> Result<()> {
+    let (preset, uids, threads) = (cli.preset.clone(), cli.uids, cli.threads);
+    let dtype = match cli.dtype {
+        DTypeArg::Bf16 => DType::BF16,
+        DTypeArg::F32 => DType::F32,
     };
     model::set_threads(threads);
     let dir = tempfile::tempdir().map_err(|e| bistro::Error::io("tempdir", e))?;
@@ -137,13 +145,14 @@ fn run(args: &Args) -> Result<()> {
         },
     )?
     .with_endpoint_policy(EndpointPolicy::Any);
+    validator.publish()?;
     let model_bytes = config.parameter_count() * 4;
     let master = validator.master().clone();
     let limits = Limits::for_model(config.parameter_count());
     let deadline = params.deadline_after(0);
     let seal = seal_target(chain.as_ref(), &params, deadline)?;
     for i in 1..=uids {
-        let miner = key(i as u8)?;
+        let miner = key(i)?;
         let uid = chain.register(1, &miner.public(), &miner.public(), 0)?;
         let (mb, mc) = bucket(&format!("miner-{i}"))?;
         chain.set_commitment(1, &miner, mc.encode()?.as_bytes())?;

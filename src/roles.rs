@@ -20,7 +20,7 @@ use bistro_core::storage::{
     Bucket, BucketCommitment, EndpointPolicy, LocalBucket, S3Bucket, S3Config, S3Credentials,
 };
 
-use crate::cli::{Args, ChainChoice, Flag};
+use crate::cli::{Args, ChainChoice};
 
 /// Which role the process plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,33 +40,43 @@ impl Role {
     }
 }
 
-/// Flags both examples take besides the standard ones.
-pub const COMMON_FLAGS: &[Flag] = &[
-    Flag {
-        name: "model.preset",
-        value: "NAME",
-        help: "tiny, 150m or 1b (default: tiny embedded, 150m otherwise)",
-        default: None,
-    },
-    Flag {
-        name: "rounds",
-        value: "N",
-        help: "stop after N rounds (default: run until stopped)",
-        default: None,
-    },
-    Flag {
-        name: "block.ms",
-        value: "MS",
-        help: "block time of a new embedded chain",
-        default: Some("2000"),
-    },
-    Flag {
-        name: "work.dir",
-        value: "DIR",
-        help: "state, caches and logs (default: next to the embedded chain, or ~/.bistro/<role>)",
-        default: None,
-    },
-];
+/// Flags the miner and validator take besides the standard ones
+/// ([`Args`]): flatten both into an example's own `#[derive(clap::Parser)]`
+/// struct, or read both with [`Args::parse_with`].
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
+pub struct NodeFlags {
+    /// `--model.preset`; `None`: `tiny` on the embedded network, `150m` on Bittensor.
+    #[arg(
+        long = "model.preset",
+        value_name = "NAME",
+        help = "Model preset (default: tiny on the embedded network, 150m otherwise)",
+        value_parser = clap::builder::PossibleValuesParser::new(bistro_core::model::PRESETS),
+    )]
+    pub model_preset: Option<String>,
+    /// `--rounds`; `None`: run until stopped.
+    #[arg(
+        long,
+        value_name = "N",
+        help = "Stop after N rounds (default: run until stopped)"
+    )]
+    pub rounds: Option<u64>,
+    /// `--block.ms`: the block time of a new embedded chain.
+    #[arg(
+        long = "block.ms",
+        value_name = "MS",
+        help = "Block time of a new embedded chain, in milliseconds",
+        default_value_t = 2000
+    )]
+    pub block_ms: u64,
+    /// `--work.dir`; `None`: next to the embedded chain, or `~/.bistro/<role>`.
+    #[arg(
+        long = "work.dir",
+        value_name = "DIR",
+        help = "State, caches and logs (default: next to the embedded chain, or ~/.bistro/<role>)",
+        value_parser = crate::cli::parse_path,
+    )]
+    pub work_dir: Option<PathBuf>,
+}
 
 /// Environment variable naming the S3 endpoint for `--bucket` on a real network.
 pub const S3_ENDPOINT_ENV: &str = "BISTRO_S3_ENDPOINT";
@@ -108,10 +118,10 @@ impl Setup {
     }
 
     /// Resolves the flags for `role`.
-    pub fn from_args(args: &Args, role: Role) -> Result<Setup> {
+    pub fn from_args(args: &Args, node: &NodeFlags, role: Role) -> Result<Setup> {
         let device = Device::parse(&args.device)?;
         match args.chain_choice()? {
-            ChainChoice::Embedded(dir) => embedded(args, role, &dir, device),
+            ChainChoice::Embedded(dir) => embedded(args, node, role, &dir, device),
             ChainChoice::Subtensor(network) => {
                 let chain: Arc<dyn Chain> = Arc::new(Subtensor::connect(&network)?);
                 let keypair = args.hotkey()?;
@@ -119,12 +129,8 @@ impl Setup {
                     Error::InvalidArgument("--bucket is required on a real network".into())
                 })?;
                 let (bucket, commitment) = s3_bucket(&name)?;
-                let data: Arc<dyn PageSource> = Arc::new(RowsSource::new(
-                    RowsConfig::refinedweb(),
-                    Some(&home().join(".bistro/cache/rows")),
-                    HttpOptions::default(),
-                )?);
-                let preset = args.extra("model.preset").unwrap_or("150m");
+                let data = dataset(false)?;
+                let preset = node.model_preset.as_deref().unwrap_or("150m");
                 // A new window every round (epochs as long as a round).
                 let round_blocks = SubnetParams::BITTENSOR_ROUND_BLOCKS;
                 let params =
@@ -138,7 +144,7 @@ impl Setup {
                     params,
                     model: Config::preset(preset)?,
                     device,
-                    work_dir: work_dir(args, &home().join(".bistro").join(role.name()), role),
+                    work_dir: work_dir(args, node, &home().join(".bistro").join(role.name()), role),
                     embedded: false,
                 })
             }
@@ -146,13 +152,27 @@ impl Setup {
     }
 }
 
+/// The dataset of the network: the embedded sample corpus, or on Bittensor
+/// the RefinedWeb rows (cached under `~/.bistro/cache/rows`).
+pub fn dataset(embedded: bool) -> Result<Arc<dyn PageSource>> {
+    Ok(if embedded {
+        Arc::new(sample::train()?)
+    } else {
+        Arc::new(RowsSource::new(
+            RowsConfig::refinedweb(),
+            Some(&home().join(".bistro/cache/rows")),
+            HttpOptions::default(),
+        )?)
+    })
+}
+
 fn home() -> PathBuf {
     std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
-fn work_dir(args: &Args, base: &Path, role: Role) -> PathBuf {
-    match args.extra("work.dir") {
-        Some(d) => PathBuf::from(d),
+fn work_dir(args: &Args, node: &NodeFlags, base: &Path, role: Role) -> PathBuf {
+    match &node.work_dir {
+        Some(d) => d.clone(),
         None => base.join(format!(
             "{}-{}-{}",
             role.name(),
@@ -164,11 +184,16 @@ fn work_dir(args: &Args, base: &Path, role: Role) -> PathBuf {
 
 /// The embedded network: creates the local chain, the subnet, the wallet and
 /// the registration when missing, so a first run needs nothing.
-fn embedded(args: &Args, role: Role, chain_dir: &Path, device: Device) -> Result<Setup> {
+fn embedded(
+    args: &Args,
+    node: &NodeFlags,
+    role: Role,
+    chain_dir: &Path,
+    device: Device,
+) -> Result<Setup> {
     let base = chain_dir.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let block_ms: u64 = args.extra_parsed("block.ms")?.unwrap_or(2000);
     let config = LocalChainConfig {
-        block_time: Duration::from_millis(block_ms),
+        block_time: Duration::from_millis(node.block_ms),
         genesis_seed: None,
     };
     let local = LocalChain::open_or_create(chain_dir, &config)?;
@@ -205,13 +230,13 @@ fn embedded(args: &Args, role: Role, chain_dir: &Path, device: Device) -> Result
     let parent = parent.canonicalize().map_err(|e| Error::io(&parent, e))?;
     let bucket: Box<dyn Bucket> = Box::new(LocalBucket::create(parent.join(&name))?);
     let commitment = BucketCommitment::local(&parent, &name)?;
-    let data: Arc<dyn PageSource> = Arc::new(sample::train()?);
+    let data = dataset(true)?;
     let mut params = SubnetParams::new(
         args.netuid,
         data.params(24, SubnetParams::DEFAULT_ROUND_BLOCKS, 2)?,
     );
     params.weights_interval_blocks = params.round_blocks;
-    let preset = args.extra("model.preset").unwrap_or("tiny");
+    let preset = node.model_preset.as_deref().unwrap_or("tiny");
     Ok(Setup {
         chain: Arc::new(local),
         keypair,
@@ -221,7 +246,7 @@ fn embedded(args: &Args, role: Role, chain_dir: &Path, device: Device) -> Result
         params,
         model: Config::preset(preset)?,
         device,
-        work_dir: work_dir(args, &base, role),
+        work_dir: work_dir(args, node, &base, role),
         embedded: true,
     })
 }

@@ -29,6 +29,14 @@ fn honest_miners_earn_the_weight_and_the_master_improves() {
     let summary = net.run().unwrap();
     println!("{summary:#?}");
 
+    // The network audits its validator from public data at the end: every
+    // loss, score, average, merge and weight of its last rounds reproduces.
+    let audit = summary.audit.as_ref().expect("the network audits itself");
+    assert!(audit.findings.is_empty(), "{audit:#?}");
+    assert_eq!(audit.rounds.len(), 2, "{audit:?}");
+    assert!(audit.remeasured > 0 && audit.rechecked > 0, "{audit:?}");
+    assert!(audit.weights_match, "{audit:?}");
+
     // Every honest miner ends with more weight than every adversary.
     assert!(
         summary.honest_beat_adversaries(),
@@ -252,6 +260,13 @@ fn three_validators_agree_share_one_lineage_and_replace_a_forger() {
         assert_eq!(v.leads[last], "validator-1", "{v:?}");
     }
     assert_eq!(summary.final_lead, "validator-1");
+    // The validator that took over reproduces from public data.
+    let audit = summary.audit.as_ref().expect("the network audits itself");
+    assert_eq!(audit.validator, "validator-1");
+    assert!(
+        audit.findings.is_empty() && audit.remeasured > 0,
+        "{audit:#?}"
+    );
     let bucket = LocalBucket::open(dir.path().join("net/buckets/validator-1")).unwrap();
     let head = read_master_pointer(&bucket).unwrap().unwrap().revision;
     let record =

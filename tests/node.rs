@@ -181,6 +181,45 @@ fn with_a_cap_per_round_every_uid_is_judged_in_turn() {
 }
 
 #[test]
+fn a_delta_that_blows_the_model_up_scores_non_finite_loss_and_its_log_reads_back() {
+    let net = net();
+    let mut validator = net.validator(0);
+    let (uid, _) = net.miner(1);
+    // Finite values (bf16 holds them) on the final norm's scale only: the
+    // normalized activations overflow, every loss with the delta is
+    // infinite or NaN.
+    let names: Vec<String> = validator
+        .master()
+        .checkpoint
+        .parameters()
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let head = names
+        .iter()
+        .position(|n| n == "model.norm.weight")
+        .unwrap_or_else(|| panic!("no final norm in {names:?}"));
+    let block = net.chain.block().unwrap().number;
+    net.upload_with(&validator, 1, uid, block, None, |t, _| {
+        if t == head { 3e38 } else { 0.0 }
+    });
+    let deadline = net.close_round(&mut validator);
+    // Before, the log held `null` for those losses and the round failed
+    // reading its own log back.
+    let report = validator.run_round(deadline).unwrap();
+    assert_eq!(report.row(uid).unwrap().outcome, "non_finite_loss");
+    assert_eq!(report.master_after, report.master_before);
+    let records = bistro::node::log::read_log(validator.log_dir()).unwrap();
+    let evaluation = records[0].evaluation.as_ref().unwrap();
+    assert!(evaluation.local.with_delta.iter().all(|x| !x.is_finite()));
+    assert!(evaluation.local.master.iter().all(|x| x.is_finite()));
+    // The restarted validator reads it too.
+    drop(validator);
+    let again = net.validator(0);
+    assert_eq!(again.state().averages.get(uid).unwrap().evaluations, 1);
+}
+
+#[test]
 fn wrong_authors_and_late_uploads_are_rejected_before_evaluation() {
     let net = net();
     let mut validator = net.validator(0);

@@ -14,14 +14,32 @@ use std::time::Instant;
 use bistro_core::codec::{DType, DeltaHeader, DeltaReader, DeltaWriter, Encoding, Limits};
 use bistro_core::data::{PageSource, sample};
 use bistro_core::model::{Config, Device, Model, ParamInfo, TrainConfig, Trainer, delta};
+use clap::Parser;
+
+/// Trains the tiny preset on the sample corpus, then builds, applies and
+/// undoes deltas against the initial master.
+#[derive(Parser, Debug)]
+struct Cli {
+    /// Training steps
+    #[arg(value_name = "STEPS", default_value_t = 30)]
+    steps: u64,
+    /// cpu, cuda, cuda:N or mps
+    #[arg(value_name = "DEVICE", default_value = "cpu", value_parser = device)]
+    device: Device,
+}
+
+fn device(name: &str) -> Result<Device, String> {
+    Device::parse(name).map_err(|e| match e {
+        bistro_core::Error::InvalidArgument(message) => message,
+        other => other.to_string(),
+    })
+}
 
 /// How each parameter of a delta is encoded.
 type EncodingChoice = fn(&ParamInfo) -> Encoding;
 
 fn main() -> bistro_core::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let steps: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(30);
-    let device = Device::parse(&args.next().unwrap_or_else(|| "cpu".into()))?;
+    let Cli { steps, device } = Cli::parse();
 
     let train = sample::train()?;
     let heldout = sample::heldout()?;

@@ -30,7 +30,7 @@ use std::sync::Arc;
 pub use crate::rounds::{print_round, write_charts};
 pub use behaviour::Behaviour;
 pub use participant::{Participant, RoundContext};
-pub use report::{Summary, ValidatorSummary};
+pub use report::{AuditSummary, Summary, ValidatorSummary};
 pub use tamper::forge_newest_lineage;
 pub use validators::round_vtrust;
 
@@ -40,6 +40,7 @@ use bistro_core::digest::Digest;
 use bistro_core::error::{Error, Result};
 use bistro_core::identity::Keypair;
 use bistro_core::model::{self, Config, Device, TrainConfig};
+use bistro_core::node::audit::{AuditConfig, Rounds, audit};
 use bistro_core::node::master::{LocalMaster, publish_model};
 use bistro_core::node::miner::{Miner, MinerConfig};
 use bistro_core::node::validator::{RoundReport, Validator};
@@ -89,6 +90,9 @@ pub struct LocalnetConfig {
     /// `rounds` rounds, then comes back. The next validator by stake takes
     /// over once the silence outlasts `failover_rounds`.
     pub silence_lead: Option<(u64, u64)>,
+    /// After the last round the network audits the final lead's last this
+    /// many rounds from public data alone (`node::audit`); 0: no audit.
+    pub audit_rounds: usize,
 }
 
 impl Default for LocalnetConfig {
@@ -106,6 +110,7 @@ impl Default for LocalnetConfig {
             validator_stakes: vec![50, 30, 20],
             tamper_after_round: None,
             silence_lead: None,
+            audit_rounds: 2,
         }
     }
 }
@@ -565,7 +570,8 @@ impl Localnet {
                 println!("  {event}");
             }
         }
-        let summary = self.summary(heldout_start, vtrust.clone())?;
+        let mut summary = self.summary(heldout_start, vtrust.clone())?;
+        summary.audit = self.audit_lead()?;
         write_charts(&self.config.dir, &shown, Some(heldout_start), |uid| {
             let name = self.behaviour_of(uid).map_or("?", |b| b.name());
             format!("uid {uid} {name}")
@@ -575,6 +581,46 @@ impl Localnet {
             .map_err(|e| Error::InvalidArgument(format!("summary: {e}")))?;
         bistro_core::storage::write_file_atomic(&self.config.dir.join("summary.json"), &json)?;
         Ok(summary)
+    }
+
+    /// Audits the final lead's last `audit_rounds` rounds from what is
+    /// public (the chain, the buckets, the dataset), as anyone could, and
+    /// prints the report; `None` when `audit_rounds` is 0.
+    fn audit_lead(&self) -> Result<Option<AuditSummary>> {
+        if self.config.audit_rounds == 0 {
+            return Ok(None);
+        }
+        let lead = &self.validators[self.lead];
+        let name = self.validator_names[self.lead].clone();
+        println!(
+            "\n== auditing {name} from public data: its last {} rounds",
+            self.config.audit_rounds
+        );
+        let config = AuditConfig {
+            policy: EndpointPolicy::Any,
+            ..AuditConfig::new(self.config.dir.join("audit"))
+        };
+        let started = std::time::Instant::now();
+        let report = audit(
+            self.chain.as_ref(),
+            NETUID,
+            &lead.hotkey(),
+            self.data.as_ref(),
+            Rounds::Last(self.config.audit_rounds),
+            &config,
+            &mut |line| {
+                use std::io::Write as _;
+                print!("\r  {line:<60}");
+                let _ = std::io::stdout().flush();
+            },
+        )?;
+        println!(
+            "\r  audited in {:.1} s{:<40}",
+            started.elapsed().as_secs_f64(),
+            ""
+        );
+        print!("{report}");
+        Ok(Some(AuditSummary::of(name, &report)))
     }
 
     /// The name of the validator with `hotkey` (`?` if none is).
@@ -685,6 +731,7 @@ impl Localnet {
             unexplained_master_changes,
             final_lead: self.validator_names[self.lead].clone(),
             validators,
+            audit: None,
         })
     }
 

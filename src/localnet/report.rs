@@ -1,5 +1,7 @@
 //! The local network's result, as its integration test checks it.
 
+use bistro_core::node::audit::{AuditReport, Finding, WeightsCheck};
+
 /// The network's result, as the integration test checks it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Summary {
@@ -19,6 +21,42 @@ pub struct Summary {
     pub final_lead: String,
     /// Each validator's rounds, in stake order.
     pub validators: Vec<ValidatorSummary>,
+    /// The audit of the final lead from public data, when one ran.
+    pub audit: Option<AuditSummary>,
+}
+
+/// What the network's audit of its final lead found (`node::audit`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AuditSummary {
+    /// The audited validator (by name).
+    pub validator: String,
+    /// The audited rounds' deadlines.
+    pub rounds: Vec<u64>,
+    /// Evaluations whose losses were re-measured.
+    pub remeasured: usize,
+    /// Rejections re-checked from the object.
+    pub rechecked: usize,
+    /// Merges recomputed bit for bit from their lineage records.
+    pub merges_verified: usize,
+    /// Whether the chain's weights for it are its replayed averages.
+    pub weights_match: bool,
+    /// Everything that did not reproduce (empty for an honest validator).
+    pub findings: Vec<Finding>,
+}
+
+impl AuditSummary {
+    /// The summary of `report`, an audit of the validator `name`.
+    pub fn of(name: String, report: &AuditReport) -> Self {
+        AuditSummary {
+            validator: name,
+            rounds: report.rounds.iter().map(|r| r.deadline).collect(),
+            remeasured: report.rounds.iter().map(|r| r.remeasured).sum(),
+            rechecked: report.rounds.iter().map(|r| r.rechecked).sum(),
+            merges_verified: report.rounds.iter().filter(|r| r.merge.is_some()).count(),
+            weights_match: matches!(report.weights, WeightsCheck::Matches { .. }),
+            findings: report.findings.clone(),
+        }
+    }
 }
 
 /// One validator's rounds in the local network.

@@ -64,7 +64,7 @@ pub(super) fn setup(
             heldout_pages: 16,
             merge: Default::default(),
         };
-        let validator = Validator::new(
+        let mut validator = Validator::new(
             chain_dyn.clone(),
             Box::new(bucket),
             commitment,
@@ -81,6 +81,7 @@ pub(super) fn setup(
             ..FetchBudget::default()
         })
         .with_heldout(heldout.clone());
+        validator.publish()?;
         validators.push(validator);
         names.push(name);
     }

@@ -112,9 +112,11 @@ impl Net {
             merge,
         };
         let chain: Arc<dyn Chain> = self.chain.clone();
-        Validator::new(chain, b, c, key.clone(), self.data.clone(), config)
+        let mut validator = Validator::new(chain, b, c, key.clone(), self.data.clone(), config)
             .unwrap()
-            .with_endpoint_policy(EndpointPolicy::Any)
+            .with_endpoint_policy(EndpointPolicy::Any);
+        validator.publish().unwrap();
+        validator
     }
 
     /// Miner `i` as the SDK runs it (registered and committed already, see

@@ -131,6 +131,15 @@ pub trait Chain: Send + Sync {
         Ok(None)
     }
 
+    /// The weights `hotkey` holds on subnet `netuid` now, as the chain
+    /// stores them (on a subnet with commit-reveal, the last revealed ones),
+    /// so anyone can compare a validator's published averages with what it
+    /// set. `None` if it holds none, or the chain cannot tell (the default).
+    fn weights_of(&self, netuid: u16, hotkey: &PublicKey) -> Result<Option<weights::ChainWeights>> {
+        let _ = (netuid, hotkey);
+        Ok(None)
+    }
+
     /// The timelock beacon the chain records (drand quicknet on subtensor,
     /// the chain's own beacon on [`LocalChain`]); `None` if it has none.
     /// The default: none.
@@ -235,6 +244,13 @@ macro_rules! forward_chain {
                 hotkey: &PublicKey,
             ) -> Result<Option<commit_reveal::CommitReport>> {
                 (**self).weights_commit(netuid, hotkey)
+            }
+            fn weights_of(
+                &self,
+                netuid: u16,
+                hotkey: &PublicKey,
+            ) -> Result<Option<weights::ChainWeights>> {
+                (**self).weights_of(netuid, hotkey)
             }
             fn beacon(&self) -> Result<Option<BeaconKey>> {
                 (**self).beacon()

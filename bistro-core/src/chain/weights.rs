@@ -18,6 +18,19 @@
 
 use crate::error::{Error, Result};
 
+/// The weights one neuron holds on the chain now, as the chain stores
+/// them: `values[i]` for `uids[i]`, max-upscaled `u16`s (revealed weights
+/// only, on a subnet with commit-reveal).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainWeights {
+    /// Destination uids.
+    pub uids: Vec<u16>,
+    /// The `u16` weight of each.
+    pub values: Vec<u16>,
+    /// The block they were last updated at (`LastUpdate` on subtensor).
+    pub block: u64,
+}
+
 /// The largest value a chain weight can take.
 pub const U16_MAX: u16 = u16::MAX;
 

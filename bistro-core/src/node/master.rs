@@ -119,16 +119,45 @@ pub fn publish_model(
     cache_dir: &Path,
     block: u64,
 ) -> Result<LocalMaster> {
+    let saved = save_master(model, cache_dir, block)?;
+    publish_saved(&saved, bucket, model.config())
+}
+
+/// Saves `model` into `cache_dir` as the master of `block`, publishing
+/// nothing (a validator's genesis before [`publish_saved`]).
+pub fn save_master(model: &Model, cache_dir: &Path, block: u64) -> Result<LocalMaster> {
     std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
     let revision = model.revision()?;
     let path = cache_path(cache_dir, &revision);
     model.save(&path)?;
     let checkpoint = Checkpoint::open(&path, model.config())?;
-    publish_hf_files(bucket, &revision, model.config())?;
-    let pointer = publish_master(bucket, &path, revision, block)?;
+    let size = std::fs::metadata(&path)
+        .map_err(|e| Error::io(&path, e))?
+        .len();
+    Ok(LocalMaster {
+        pointer: MasterPointer::new(revision, block, size),
+        checkpoint,
+    })
+}
+
+/// Publishes a saved master to `bucket` as [`publish_model`] does (HF
+/// files, checkpoint, then pointer).
+pub fn publish_saved(
+    master: &LocalMaster,
+    bucket: &dyn Bucket,
+    config: &Config,
+) -> Result<LocalMaster> {
+    let revision = master.revision();
+    publish_hf_files(bucket, &revision, config)?;
+    let pointer = publish_master(
+        bucket,
+        master.checkpoint.path(),
+        revision,
+        master.pointer.block,
+    )?;
     Ok(LocalMaster {
         pointer,
-        checkpoint,
+        checkpoint: master.checkpoint.clone(),
     })
 }
 

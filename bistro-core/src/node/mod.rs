@@ -5,8 +5,8 @@
 //! order — is specified in `docs/protocol.md`. The pure parts
 //! ([`params`], [`fingerprint`], [`similarity`], [`rejection`], [`log`],
 //! [`lead`], the [`lineage`] record, [`merge_rule`])
-//! need no model; sealing uploads needs the `timelock` feature; the miner
-//! and the validator need the `torch` feature (which includes `timelock`).
+//! need no model; sealing uploads needs the `timelock` feature; the miner,
+//! the validator and the [`audit`] need the `torch` feature (which includes `timelock`).
 
 pub mod fingerprint;
 pub mod lead;
@@ -19,6 +19,9 @@ pub mod retention;
 pub mod run_params;
 pub mod similarity;
 
+#[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
+pub mod audit;
 #[cfg(feature = "torch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub mod encoding;

@@ -33,9 +33,12 @@ impl LossPair {
 /// (the page's own difficulty cancels out).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PageLosses {
-    /// Mean loss of the master alone on each page.
+    /// Mean loss of the master alone on each page (in JSON, a loss that is
+    /// not finite is `null`: [`crate::util::finite_json`]).
+    #[serde(with = "crate::util::finite_json")]
     pub master: Vec<f64>,
     /// Mean loss of the master with the delta on each page.
+    #[serde(with = "crate::util::finite_json")]
     pub with_delta: Vec<f64>,
 }
 

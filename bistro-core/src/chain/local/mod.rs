@@ -299,6 +299,22 @@ impl Chain for LocalChain {
         self.block_time
     }
 
+    fn weights_of(
+        &self,
+        netuid: u16,
+        hotkey: &PublicKey,
+    ) -> Result<Option<crate::chain::weights::ChainWeights>> {
+        Ok(self
+            .weights(netuid)?
+            .into_iter()
+            .find(|row| row.hotkey == *hotkey)
+            .map(|row| crate::chain::weights::ChainWeights {
+                uids: row.weights.uids,
+                values: row.weights.values,
+                block: row.weights.block,
+            }))
+    }
+
     fn beacon(&self) -> Result<Option<BeaconKey>> {
         Ok(local_beacon(&load(&self.dir)?).map(|b| b.key()))
     }

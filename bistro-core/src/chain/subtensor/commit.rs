@@ -279,7 +279,7 @@ impl Subtensor {
     }
 
     /// `Weights[(netuid, uid)]` and `LastUpdate[netuid][uid]`, if any.
-    fn weights_row(&self, netuid: u16, uid: u16) -> Result<Option<ChainRow>> {
+    pub(super) fn weights_row(&self, netuid: u16, uid: u16) -> Result<Option<ChainRow>> {
         self.run(
             "reading Weights",
             self.config.request_timeout,

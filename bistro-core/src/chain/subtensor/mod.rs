@@ -479,6 +479,31 @@ impl Chain for Subtensor {
         self.commit_status(netuid, hotkey)
     }
 
+    #[cfg(feature = "timelock")]
+    fn weights_of(
+        &self,
+        netuid: u16,
+        hotkey: &PublicKey,
+    ) -> Result<Option<crate::chain::weights::ChainWeights>> {
+        let metagraph = self.metagraph(netuid)?;
+        let Some(uid) = metagraph
+            .neurons
+            .iter()
+            .find(|n| n.hotkey == *hotkey)
+            .map(|n| n.uid)
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .weights_row(netuid, uid)?
+            .filter(|(row, _)| !row.is_empty())
+            .map(|(row, block)| crate::chain::weights::ChainWeights {
+                uids: row.iter().map(|p| p.0).collect(),
+                values: row.iter().map(|p| p.1).collect(),
+                block,
+            }))
+    }
+
     fn beacon(&self) -> Result<Option<BeaconKey>> {
         self.drand_beacon()
     }

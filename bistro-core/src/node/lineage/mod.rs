@@ -25,7 +25,7 @@ use crate::storage::keys::MASTER_DIR;
 mod verify;
 #[cfg(feature = "torch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
-pub use verify::verify;
+pub use verify::{verify, verify_with};
 
 /// The version of the record's format.
 pub const LINEAGE_VERSION: u32 = 1;

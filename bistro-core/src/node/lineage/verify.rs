@@ -31,6 +31,22 @@ pub fn verify(
     policy: EndpointPolicy,
     work_dir: &Path,
 ) -> Result<()> {
+    let mut buckets = BucketCache::new(policy);
+    verify_with(chain, lead, lineage, config, device, &mut buckets, work_dir)
+}
+
+/// [`verify`], opening the miners' buckets through `buckets` (which may
+/// hold opened buckets already, or move `file://` folders:
+/// [`BucketCache::with_file_root`]).
+pub fn verify_with(
+    chain: &dyn Chain,
+    lead: &dyn Bucket,
+    lineage: &Lineage,
+    config: &Config,
+    device: Device,
+    buckets: &mut BucketCache,
+    work_dir: &Path,
+) -> Result<()> {
     std::fs::create_dir_all(work_dir).map_err(|e| Error::io(work_dir, e))?;
     let rule = lineage.merge_rule()?;
     let limits = Limits::for_model(config.parameter_count());
@@ -56,7 +72,6 @@ pub fn verify(
         Err(e) => return Err(e),
     };
 
-    let mut buckets = BucketCache::new(policy);
     let mut files = Vec::new();
     for (i, d) in lineage.deltas.iter().enumerate() {
         let what = |why: String| mismatch(format!("uid {} ({}): {why}", d.uid, d.key));

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -83,6 +83,7 @@ pub struct Expectation<'a> {
 pub struct BucketCache {
     open: HashMap<Vec<u8>, Arc<dyn Bucket>>,
     policy: EndpointPolicy,
+    file_root: Option<(PathBuf, PathBuf)>,
 }
 
 impl BucketCache {
@@ -91,7 +92,34 @@ impl BucketCache {
         BucketCache {
             open: HashMap::new(),
             policy,
+            file_root: None,
         }
+    }
+
+    /// Opens `file://` commitments whose folder is `from` or under it from
+    /// the same place under `to` instead: a local network's folder copied
+    /// or moved elsewhere (its commitments name absolute folders) can then
+    /// be read, for instance by an auditor, without rewriting the chain.
+    pub fn with_file_root(mut self, from: impl Into<PathBuf>, to: impl Into<PathBuf>) -> Self {
+        self.file_root = Some((from.into(), to.into()));
+        self
+    }
+
+    /// `commitment` with its `file://` folder moved by the file root, if
+    /// one is set and the folder is under it.
+    fn rerooted(&self, mut commitment: BucketCommitment) -> BucketCommitment {
+        let Some((from, to)) = &self.file_root else {
+            return commitment;
+        };
+        let moved = commitment
+            .file_path()
+            .and_then(|path| Path::new(path).strip_prefix(from).ok())
+            .map(|rest| to.join(rest));
+        if let Some(moved) = moved {
+            let moved = moved.to_string_lossy();
+            commitment.endpoint = format!("file://{}", moved.trim_end_matches('/'));
+        }
+        commitment
     }
 
     /// Uses `bucket` for the raw commitment `raw` from now on (a transport
@@ -108,6 +136,7 @@ impl BucketCache {
         }
         let commitment =
             BucketCommitment::parse(&raw).map_err(|e| Rejection::BadCommitment(e.to_string()))?;
+        let commitment = self.rerooted(commitment);
         let bucket: Arc<dyn Bucket> = open_bucket(&commitment, self.policy)
             .map_err(|e| Rejection::BadCommitment(e.to_string()))?
             .into();
@@ -425,6 +454,44 @@ mod tests {
         }
         let mut any = BucketCache::new(EndpointPolicy::Any);
         assert!(any.get(local.encode().unwrap().into_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_file_root_reads_a_moved_network_and_only_under_that_root() {
+        let old = tempfile::tempdir().unwrap();
+        let new = tempfile::tempdir().unwrap();
+        let (old_root, new_root) = (
+            old.path().canonicalize().unwrap(),
+            new.path().canonicalize().unwrap(),
+        );
+        // The commitment names the old folder; the bucket now lives under
+        // the new one.
+        let moved = crate::storage::LocalBucket::create(new_root.join("buckets/miner")).unwrap();
+        moved.put("k", b"moved").unwrap();
+        let raw = BucketCommitment::local(&old_root.join("buckets"), "miner")
+            .unwrap()
+            .encode()
+            .unwrap()
+            .into_bytes();
+        let mut plain = BucketCache::new(EndpointPolicy::Any);
+        assert!(plain.get(raw.clone()).is_err(), "the old folder is gone");
+        let mut rooted = BucketCache::new(EndpointPolicy::Any).with_file_root(&old_root, &new_root);
+        let bucket = rooted.get(raw).unwrap();
+        assert_eq!(bucket.get("k", 64).unwrap(), b"moved");
+        // A commitment outside the old root is opened where it says.
+        crate::storage::LocalBucket::create(old_root.join("elsewhere/bkt")).unwrap();
+        let outside = BucketCommitment::local(&old_root.join("elsewhere"), "bkt").unwrap();
+        let mut other = BucketCache::new(EndpointPolicy::Any).with_file_root(&new_root, &old_root);
+        assert!(other.get(outside.encode().unwrap().into_bytes()).is_ok());
+        // The policy still applies to the moved commitment.
+        let mut strict =
+            BucketCache::new(EndpointPolicy::Public).with_file_root(&old_root, &new_root);
+        let raw = BucketCommitment::local(&old_root.join("buckets"), "miner")
+            .unwrap()
+            .encode()
+            .unwrap()
+            .into_bytes();
+        assert!(matches!(strict.get(raw), Err(Rejection::BadCommitment(_))));
     }
 
     /// A bucket whose downloads stall until released (a miner's server that

@@ -25,13 +25,14 @@
 
 mod fetch;
 mod follow;
+pub(crate) mod measure;
 mod report;
 mod snapshot;
 mod state;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use fetch::{
     BucketCache, Candidate, DOWNLOAD_BASE_BUDGET, Expectation, FetchBudget, Fetched,
@@ -45,7 +46,7 @@ pub use state::{RoundSelection, VALIDATOR_STATE_VERSION, ValidatorState};
 use super::lead::{LEAD_STATUS_VERSION, LeadStatus, lead_status_key};
 use super::lineage::{LINEAGE_VERSION, Lineage, MergedDelta, lineage_key};
 use super::log::{EvalLog, EvalRecord, Timings};
-use super::master::{LocalMaster, fetch_master, publish_model};
+use super::master::{LocalMaster, fetch_master, publish_model, publish_saved, save_master};
 use super::miner::check_dataset;
 use super::params::SubnetParams;
 use super::rejection::Rejection;
@@ -59,12 +60,12 @@ use crate::data::{PageSource, PagedBatch};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, PublicKey};
-use crate::model::delta::{Backup, apply_with_backup};
 use crate::model::{Config, Device, Model};
 use crate::pages::{global_pages, local_pages};
-use crate::score::{Evaluation, PageLosses};
+use crate::score::Evaluation;
 use crate::storage::keys::{eval_log_key, validator_state_key};
 use crate::storage::{Bucket, BucketCommitment, EndpointPolicy};
+use measure::{mean, measure_delta, page_losses, page_losses_or_nan};
 
 /// How a validator runs.
 #[derive(Clone, Debug)]
@@ -130,6 +131,10 @@ pub struct Validator {
     leading: bool,
     /// The digest of the run parameters it published.
     run_params: Digest,
+    /// The genesis master was made here and is not in the bucket yet.
+    genesis_unpublished: bool,
+    /// [`Validator::publish`] was called.
+    published: bool,
 }
 
 /// What every evaluation of one round shares: the deadline, the reveal
@@ -155,11 +160,11 @@ struct Judged {
 }
 
 impl Validator {
-    /// Opens (or starts) a validator: loads its state from `work_dir`, the
-    /// master from its bucket — publishing a genesis master if there is none —
-    /// publishes its run parameters (`validators/<hotkey>/params.json`,
-    /// named by every log record) and its bucket commitment so miners find
-    /// the master.
+    /// Opens (or starts) a validator: loads its state from `work_dir` and
+    /// the master from its bucket, or makes a genesis master (seed
+    /// `genesis_seed`) when the bucket has none. Writes nothing to the chain
+    /// or the bucket: call [`publish`](Self::publish) before the first
+    /// round.
     pub fn new(
         chain: Arc<dyn Chain>,
         bucket: Box<dyn Bucket>,
@@ -179,24 +184,20 @@ impl Validator {
         let log = EvalLog::open(work.join("evals"))?;
         let sketches = SketchStore::open(work.join("sketches"))?;
         let masters = work.join("masters");
-        let master = match fetch_master(bucket.as_ref(), &masters, &config.model)? {
-            Some(master) => master,
-            None => {
-                let genesis = Model::new(config.model.clone(), config.genesis_seed, config.device)?;
-                let block = chain.block()?.number;
-                publish_model(&genesis, bucket.as_ref(), &masters, block)?
-            }
-        };
+        let (master, genesis_unpublished) =
+            match fetch_master(bucket.as_ref(), &masters, &config.model)? {
+                Some(master) => (master, false),
+                None => {
+                    let genesis =
+                        Model::new(config.model.clone(), config.genesis_seed, config.device)?;
+                    let block = chain.block()?.number;
+                    (save_master(&genesis, &masters, block)?, true)
+                }
+            };
         let model = load_for_eval(&master, &config)?;
-        let run_params = RunParams::new(config.params.clone(), config.model.clone())
-            .publish(bucket.as_ref(), &keypair.public())?;
+        let run_params = RunParams::new(config.params.clone(), config.model.clone()).digest()?;
         if !state.held.contains(&master.revision()) {
             state.held.push(master.revision());
-        }
-        let netuid = config.params.netuid;
-        let encoded = commitment.encode()?;
-        if chain.commitment(netuid, &keypair.public())?.as_deref() != Some(encoded.as_bytes()) {
-            chain.set_commitment(netuid, &keypair, encoded.as_bytes())?;
         }
         Ok(Validator {
             chain,
@@ -216,7 +217,39 @@ impl Validator {
             policy: EndpointPolicy::default(),
             leading: true,
             run_params,
+            genesis_unpublished,
+            published: false,
         })
+    }
+
+    /// Publishes what miners and other validators need to find and check
+    /// this validator: the genesis master when the bucket had none, its run
+    /// parameters (`validators/<hotkey>/params.json`, whose digest every log
+    /// record names) and its bucket commitment on the chain (when it is not
+    /// that already). Call it once before the first round; calling it again
+    /// rewrites the same objects.
+    pub fn publish(&mut self) -> Result<()> {
+        let bucket = self.bucket.as_ref();
+        if self.genesis_unpublished {
+            self.master = publish_saved(&self.master, bucket, &self.config.model)?;
+            self.genesis_unpublished = false;
+        }
+        let published = RunParams::new(self.config.params.clone(), self.config.model.clone())
+            .publish(bucket, &self.hotkey())?;
+        if published != self.run_params {
+            return Err(Error::InvalidArgument(
+                "the published run parameters are not the ones the records name".into(),
+            ));
+        }
+        let netuid = self.config.params.netuid;
+        let encoded = self.commitment.encode()?;
+        let me = self.hotkey();
+        if self.chain.commitment(netuid, &me)?.as_deref() != Some(encoded.as_bytes()) {
+            self.chain
+                .set_commitment(netuid, &self.keypair, encoded.as_bytes())?;
+        }
+        self.published = true;
+        Ok(())
     }
 
     /// Bounds phase one's time differently from [`FetchBudget::default`]
@@ -296,6 +329,13 @@ impl Validator {
     /// Only what the deadline snapshot pinned is judged; without a snapshot
     /// taken before the reveal block, every uid is a `validator_error`.
     pub fn run_round(&mut self, deadline: u64) -> Result<RoundReport> {
+        if !self.published {
+            return Err(Error::InvalidArgument(
+                "the validator has not published its master, run parameters and commitment: \
+                 call Validator::publish before the first round"
+                    .into(),
+            ));
+        }
         let params = self.config.params.clone();
         if let Some(last) = self.state.last_deadline
             && deadline < last
@@ -825,41 +865,28 @@ impl Validator {
             Ok(losses) => losses,
             Err(e) => return Ok(Err(internal(e))),
         };
-        let started = Instant::now();
-        let reader = candidate.delta.reader();
-        let backup = Backup::Checkpoint(&self.master.checkpoint);
-        let applied = match apply_with_backup(&mut self.model, &reader, 1.0, backup) {
-            Ok(applied) => applied,
-            Err(e @ Error::NonFinite { .. }) => {
-                return Ok(Err(Rejection::NonFinite(e.to_string())));
-            }
-            Err(e) => return Ok(Err(Rejection::Mismatch(e.to_string()))),
+        let measured = measure_delta(
+            &mut self.model,
+            &self.master.checkpoint,
+            self.master.revision(),
+            &candidate.delta.reader(),
+            (local, master_local),
+            (&round.global, round.master_global.clone()),
+        );
+        let measured = match measured {
+            Ok(measured) => measured,
+            Err(rejection) => return Ok(Err(rejection)),
         };
-        record.timings_ms.apply = started.elapsed().as_millis() as u64;
-        let started = Instant::now();
-        let with_local = page_losses_or_nan(&self.model, local);
-        let with_global = page_losses_or_nan(&self.model, &round.global);
-        record.timings_ms.eval = started.elapsed().as_millis() as u64;
-        let started = Instant::now();
-        let undone = applied.undo(&mut self.model);
-        let exact = undone.is_ok() && self.model.revision().ok() == Some(self.master.revision());
-        record.timings_ms.restore = started.elapsed().as_millis() as u64;
-        record.restored_exact = Some(exact);
-        if !exact {
+        record.timings_ms.apply = measured.apply.as_millis() as u64;
+        record.timings_ms.eval = measured.eval.as_millis() as u64;
+        record.timings_ms.restore = measured.restore.as_millis() as u64;
+        record.restored_exact = Some(measured.restored_exact);
+        if !measured.restored_exact {
             // Never judge on a damaged master: reload it from its file, or
             // stop the round.
             self.model = load_for_eval(&self.master, &self.config)?;
         }
-        Ok(Ok(Evaluation {
-            local: PageLosses {
-                master: master_local,
-                with_delta: with_local,
-            },
-            global: PageLosses {
-                master: round.master_global.clone(),
-                with_delta: with_global,
-            },
-        }))
+        Ok(Ok(measured.evaluation))
     }
 
     /// Merges the mergeable deltas into a candidate master with the
@@ -1064,27 +1091,6 @@ fn load_for_eval(master: &LocalMaster, config: &ValidatorConfig) -> Result<Model
     Ok(model)
 }
 
-/// The mean loss of each page of `paged` under `model`.
-fn page_losses(model: &Model, paged: &PagedBatch) -> Result<Vec<f64>> {
-    let rows: Vec<(f64, usize)> = model
-        .row_losses(&paged.batch)?
-        .into_iter()
-        .map(|r| (r.sum, r.count))
-        .collect();
-    paged.page_means(&rows)
-}
-
-/// [`page_losses`], with NaN for every page when the model cannot give a
-/// finite loss (a delta that blows the model up scores `non_finite_loss`).
-fn page_losses_or_nan(model: &Model, paged: &PagedBatch) -> Vec<f64> {
-    page_losses(model, paged).unwrap_or_else(|_| vec![f64::NAN; paged.rows_per_page.len()])
-}
-
-/// The mean of `xs` (NaN for none).
-fn mean(xs: &[f64]) -> f64 {
-    xs.iter().sum::<f64>() / xs.len() as f64
-}
-
 /// Removes sealed downloads left by earlier rounds (a download abandoned at
 /// its budget may land after its round). Best effort.
 fn remove_abandoned_downloads(downloads: &std::path::Path) {
@@ -1105,7 +1111,7 @@ fn internal(e: Error) -> Rejection {
 
 /// The blocks an upload's key may name to count for `deadline` when the
 /// master was published at `master_block` (see `Validator::round_blocks`).
-fn round_blocks(
+pub(crate) fn round_blocks(
     params: &SubnetParams,
     master_block: u64,
     deadline: u64,
