@@ -56,9 +56,9 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> bistro::Result<()> {
     let setup = Setup::from_args(&cli.args, &cli.node, Role::Miner)?;
     let (rounds, steps, lr, encoding) = (cli.node.rounds, cli.steps, cli.lr, cli.encoding);
-    let params = setup.params.clone();
-    let config = MinerConfig {
-        params: params.clone(),
+    let netuid = setup.params.netuid;
+    let mut config = MinerConfig {
+        params: setup.params.clone(),
         model: setup.model.clone(),
         train: TrainConfig {
             learning_rate: lr,
@@ -72,6 +72,10 @@ fn run(cli: &Cli) -> bistro::Result<()> {
         encoding,
         work_dir: setup.work_dir.clone(),
     };
+    // Run with the parameters the validators publish, not compiled-in ones.
+    if let Some(publisher) = config.adopt_published(setup.chain.as_ref())? {
+        println!("run parameters: those validator {publisher} publishes");
+    }
     let mut miner = Miner::new(
         setup.chain,
         setup.bucket,
@@ -84,7 +88,7 @@ fn run(cli: &Cli) -> bistro::Result<()> {
         "miner {} uid {} on subnet {}",
         miner.hotkey(),
         miner.uid()?,
-        params.netuid
+        netuid
     );
     if miner.publish_commitment()? {
         println!("published the bucket commitment");

@@ -5,6 +5,7 @@
 # then runs `cargo run --release --example localnet`; extra arguments go to
 # the example (`--rounds N`, `--dir DIR`, `--steps N`, `--cast NAMES`,
 # `--validators STAKES`, `--tamper_after ROUND`, `--silence_lead ROUND:N`,
+# `--audit_rounds N`,
 # `--help`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -562,6 +562,33 @@ fn a_miner_with_other_run_parameters_refuses_to_train() {
         other => panic!("{other:?}"),
     }
     assert!(other.master().is_none());
+    // A miner that adopts what the source publishes, instead of its
+    // compiled-in parameters, runs with the validator's and trains.
+    let mut adopted = MinerConfig {
+        params: net.params.clone(),
+        model: net.model.clone(),
+        train: TrainConfig::default(),
+        device: Device::Cpu,
+        steps_per_upload: 1,
+        pages_per_step: 1,
+        encoding: DeltaEncoding::parse("dense-bf16").unwrap(),
+        work_dir: net.root.join("miner-1"),
+    };
+    adopted.params.local_pages += 1;
+    adopted.model.intermediate_size += 8;
+    assert_eq!(
+        adopted.adopt_published(net.chain.as_ref()).unwrap(),
+        Some(hotkey)
+    );
+    assert_eq!((&adopted.params, &adopted.model), (&net.params, &net.model));
+    let mut adopting = miner(&|c| {
+        c.params = adopted.params.clone();
+        c.model = adopted.model.clone();
+    });
+    assert_eq!(
+        adopting.sync_master().unwrap(),
+        MasterStatus::Updated(validator.master().revision())
+    );
     // The same parameters: it trains on the validator's master.
     let mut same = miner(&|_| {});
     assert_eq!(
@@ -575,6 +602,15 @@ fn a_miner_with_other_run_parameters_refuses_to_train() {
         miner(&|_| {}).sync_master(),
         Err(Error::Corrupt { .. })
     ));
+    let before = adopted.clone();
+    assert!(matches!(
+        adopted.adopt_published(net.chain.as_ref()),
+        Err(Error::Corrupt { .. })
+    ));
+    assert_eq!(
+        (&adopted.params, &adopted.model),
+        (&before.params, &before.model)
+    );
 }
 
 #[test]

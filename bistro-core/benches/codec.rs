@@ -12,6 +12,7 @@
 //!
 //! `cargo bench -p bistro-core --bench codec --features timelock` (set
 //! `BISTRO_BENCH_MB` for the dense delta size, default 256).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 use std::hint::black_box;
 use std::time::Instant;

@@ -12,6 +12,7 @@
 //! Environment: `BISTRO_BENCH_PRESETS` (default `tiny,150m`),
 //! `BISTRO_HF_PYTHON` (the Python interpreter; default
 //! `$BISTRO_CACHE/hf-venv/bin/python`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -3,6 +3,7 @@
 //! least any selection built on that stream can cost per id).
 //!
 //! Run: `cargo bench -p bistro-core --bench pages`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 use std::hint::black_box;
 use std::time::Instant;

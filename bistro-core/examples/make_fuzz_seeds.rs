@@ -3,6 +3,7 @@
 //! `fuzz/seeds/roundtrip/` (byte strings that `arbitrary` turns into tensors).
 //!
 //! `cargo run -p bistro-core --example make_fuzz_seeds [fuzz-dir]`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 use std::path::PathBuf;
 

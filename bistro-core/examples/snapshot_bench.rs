@@ -9,6 +9,7 @@
 //!
 //! Defaults: 256 uids, 3 delta objects each (plus one older round's). Needs
 //! `moto_server` (`scripts/setup-test-tools.sh`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 #[path = "../tests/support/mod.rs"]
 mod support;

@@ -10,6 +10,7 @@
 //! ```sh
 //! cargo run -p bistro-core --features s3 --example storage_bench
 //! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 use std::time::{Duration, Instant};
 

@@ -8,6 +8,7 @@
 //! scripts/setup-libtorch.sh
 //! cargo run -p bistro-core --features torch --example train_tiny [steps] [device]
 //! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 use std::time::Instant;
 

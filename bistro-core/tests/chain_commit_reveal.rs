@@ -13,6 +13,7 @@
 //! paths in `BISTRO_TEST_PYTHON` / `BISTRO_DRAND_V1`). Without them each
 //! test says so and returns, unless `BISTRO_REQUIRE_DRAND` is set (the test
 //! script sets it): then they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

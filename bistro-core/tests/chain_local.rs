@@ -1,5 +1,6 @@
 //! The embedded LocalChain: semantics, errors, and several writers (threads
 //! and processes) sharing one directory.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! Wallet files as the official `bittensor-wallet` writes them (fixtures in
 //! tests/data/chain/wallets, see its README), and the files bistro writes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 use std::path::PathBuf;
 

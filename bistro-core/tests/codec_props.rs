@@ -1,5 +1,6 @@
 //! Property tests: the fast reader against the naive oracle, and the
 //! writer's output against the spec's error bounds, on fixed seeds.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 mod codec_common;
 

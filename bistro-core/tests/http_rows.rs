@@ -8,6 +8,7 @@
 //! (`content`, `url`, `timestamp`, `dump`, `segment`, `image_urls`). The texts
 //! are real English: paragraphs of the held-out sample corpus.
 #![cfg(feature = "http")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 mod support_http;
 

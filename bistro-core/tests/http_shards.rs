@@ -1,6 +1,7 @@
 //! `HttpShardSource` against real shard files served by a local HTTP server
 //! (with injected faults) and by a real S3-compatible server (`moto_server`).
 #![cfg(feature = "http")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 mod support_http;
 

@@ -1,6 +1,7 @@
 //! The model's shapes, presets, devices, configuration files, initialisation
 //! and loss.
 #![cfg(feature = "torch")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 mod model_support;
 

@@ -1,6 +1,7 @@
 //! The model on a CUDA GPU. Each test prints a message and returns when
 //! libtorch sees no GPU (a CPU-only libtorch, or no GPU on the machine).
 #![cfg(feature = "torch")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 mod model_support;
 

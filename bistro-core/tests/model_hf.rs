@@ -7,6 +7,7 @@
 //! (`$BISTRO_CACHE/hf-venv`, or the interpreter named by `BISTRO_HF_PYTHON`);
 //! each test prints a message and returns when it is absent.
 #![cfg(feature = "torch")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 mod model_support;
 

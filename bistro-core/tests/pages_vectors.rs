@@ -2,6 +2,7 @@
 //! (`tests/vectors/pages.json`) and against the Python reference
 //! (`tests/vectors/pages_reference.py`, standard library only) on extra
 //! random cases. Needs `python3` on the PATH: the test fails, loudly, without it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 use std::io::Write;
 use std::path::PathBuf;

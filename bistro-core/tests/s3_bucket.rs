@@ -4,6 +4,7 @@
 //! `cargo test -p bistro-core --features s3 --test s3_bucket`.
 //! Every test starts its own server on 127.0.0.1 and kills it when done.
 #![cfg(feature = "s3")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 mod support;
 

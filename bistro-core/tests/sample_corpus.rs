@@ -1,6 +1,7 @@
 //! The committed sample corpus (`data/sample/`): it opens, every page passes
 //! its digest, it matches its manifest, and it is usable end to end with
 //! page selection and batching.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 use bistro_core::data::{PageSource, ShardSource, TokenizerInfo, sample};
 use bistro_core::pages::{global_pages, local_pages, window};

@@ -8,6 +8,7 @@
 //! round`. A missing venv or package fails these tests with the setup
 //! command: they never skip.
 #![cfg(feature = "timelock")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // not library code: a failure here should stop loudly
 
 use std::path::PathBuf;
 use std::process::Command;

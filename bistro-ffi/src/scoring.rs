@@ -304,6 +304,10 @@ pub unsafe extern "C" fn bistro_yuma_clip(
 
 #[cfg(test)]
 mod tests {
+    // Every unsafe block calls an export with live locals of the stated
+    // lengths (or deliberately NULL): the arguments are the safety argument.
+    #![allow(clippy::undocumented_unsafe_blocks)]
+
     use super::*;
     use crate::status::bistro_status::*;
 

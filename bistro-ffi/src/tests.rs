@@ -2,6 +2,12 @@
 //! misaligned pointers, wrong lengths, outputs untouched on failure, error
 //! messages, caught panics, handle states, and agreement with bistro-core.
 
+// Each unsafe block here is a call of an export as C would make it; the
+// arguments are live locals of the stated lengths, or deliberately NULL or
+// misaligned, which the export must refuse. That is the safety argument of
+// every block, so they carry no comment each.
+#![allow(clippy::undocumented_unsafe_blocks)]
+
 use std::ffi::{CStr, CString, c_char};
 use std::ptr::{null, null_mut};
 

@@ -144,6 +144,22 @@ impl EvalLog {
     }
 }
 
+/// The lines of a round log read from someone else (an auditor reading a
+/// validator's published log): each non-blank line, numbered from 1, as a
+/// record or the reason it does not parse. Never fails and never stops at
+/// a bad line.
+pub fn parse_lines(bytes: &[u8]) -> Vec<(usize, std::result::Result<EvalRecord, String>)> {
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|(i, line)| {
+            let parsed = serde_json::from_slice::<EvalRecord>(line).map_err(|e| e.to_string());
+            (i + 1, parsed)
+        })
+        .collect()
+}
+
 /// Reads every complete record of one log file (a torn last line is ignored).
 pub fn read_log_file(path: impl AsRef<Path>) -> Result<Vec<EvalRecord>> {
     jsonl::read(path.as_ref(), "evaluation log")

@@ -11,6 +11,7 @@ use crate::storage::keys::{
     MASTER_CONFIG_FILE, MASTER_GENERATION_CONFIG_FILE, MasterPointer, master_file_key,
     outer_state_key, publish_master, read_master_pointer,
 };
+use crate::util::atomic::unique_name_part;
 
 /// A master checkpoint on local disk whose content digest was checked
 /// against the pointer that named it.
@@ -64,10 +65,11 @@ pub fn fetch_master(
     fetch_pointed(bucket, cache_dir, config, pointer).map(Some)
 }
 
-/// Makes sure the checkpoint `pointer` names is in `cache_dir` with the
-/// right content, downloading it from `bucket` when missing or different
-/// (a download that does not hash to the revision is deleted and reported
-/// as [`Error::DigestMismatch`]).
+/// Makes sure the checkpoint `pointer` names is in `cache_dir`, downloading
+/// it from `bucket` when it is not. A download is verified (its content
+/// must hash to the revision, else it is deleted and reported as
+/// [`Error::DigestMismatch`]) before it takes its name in the cache, so a
+/// file there was verified once and is not hashed again: only opened.
 pub fn fetch_pointed(
     bucket: &dyn Bucket,
     cache_dir: &Path,
@@ -76,37 +78,36 @@ pub fn fetch_pointed(
 ) -> Result<LocalMaster> {
     std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
     let path = cache_path(cache_dir, &pointer.revision);
-    if path.exists()
-        && let Ok(checkpoint) = Checkpoint::open(&path, config)
-        && checkpoint.revision()? == pointer.revision
-    {
+    if let Ok(checkpoint) = Checkpoint::open(&path, config) {
         return Ok(LocalMaster {
             pointer,
             checkpoint,
         });
     }
-    bucket.get_to_file(&pointer.key, &path, max_master_bytes(config))?;
-    let verified = Checkpoint::open(&path, config).and_then(|checkpoint| {
-        let computed = checkpoint.revision()?;
-        if computed != pointer.revision {
-            return Err(Error::DigestMismatch {
-                what: format!("master checkpoint {}", pointer.key),
-                expected: pointer.revision,
-                computed,
-            });
-        }
-        Ok(checkpoint)
-    });
-    match verified {
-        Ok(checkpoint) => Ok(LocalMaster {
-            pointer,
-            checkpoint,
-        }),
-        Err(e) => {
-            let _ = std::fs::remove_file(&path);
-            Err(e)
-        }
+    let partial = path.with_extension(format!("{}.partial", unique_name_part()));
+    let verified = bucket
+        .get_to_file(&pointer.key, &partial, max_master_bytes(config))
+        .and_then(|_| Checkpoint::open(&partial, config))
+        .and_then(|checkpoint| {
+            let computed = checkpoint.revision()?;
+            if computed != pointer.revision {
+                return Err(Error::DigestMismatch {
+                    what: format!("master checkpoint {}", pointer.key),
+                    expected: pointer.revision,
+                    computed,
+                });
+            }
+            Ok(())
+        })
+        .and_then(|()| std::fs::rename(&partial, &path).map_err(|e| Error::io(&path, e)));
+    if let Err(e) = verified {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
     }
+    Ok(LocalMaster {
+        pointer,
+        checkpoint: Checkpoint::open(&path, config)?,
+    })
 }
 
 /// Saves `model` into `cache_dir` and publishes it to `bucket` at `block`:
@@ -226,4 +227,52 @@ pub fn publish_outer_state(
     let path = outer_cache_path(cache_dir, &state.master());
     state.save(&path)?;
     bucket.put_file(&outer_state_key(&state.master()), &path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::LocalBucket;
+    use crate::storage::keys::master_key;
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_master_is_verified_once_when_downloaded_and_a_bad_one_never_enters_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::preset("tiny").unwrap();
+        let bucket = LocalBucket::create(dir.path().join("bucket")).unwrap();
+        let model = Model::new(config.clone(), 1, Device::Cpu).unwrap();
+        let published = publish_model(&model, &bucket, &dir.path().join("own"), 5).unwrap();
+        let cache = dir.path().join("cache");
+        let fetched = fetch_pointed(&bucket, &cache, &config, published.pointer.clone()).unwrap();
+        assert_eq!(fetched.revision(), model.revision().unwrap());
+        let name = format!("master-{}.safetensors", fetched.revision().to_hex());
+        assert_eq!(files(&cache), [name.clone()]);
+        // Cached: served without the bucket.
+        bucket.delete(&master_key(&fetched.revision())).unwrap();
+        let again = fetch_pointed(&bucket, &cache, &config, published.pointer.clone()).unwrap();
+        assert_eq!(again.checkpoint.path(), fetched.checkpoint.path());
+
+        // A pointer whose checkpoint is another model's: refused, and
+        // nothing (not even a partial download) is left in the cache.
+        let other = Model::new(config.clone(), 2, Device::Cpu).unwrap();
+        let other_path = dir.path().join("other.safetensors");
+        other.save(&other_path).unwrap();
+        let claimed = Digest::of(b"not the other model");
+        bucket.put_file(&master_key(&claimed), &other_path).unwrap();
+        let lying = MasterPointer::new(claimed, 6, 0);
+        assert!(matches!(
+            fetch_pointed(&bucket, &cache, &config, lying),
+            Err(Error::DigestMismatch { .. })
+        ));
+        assert_eq!(files(&cache), [name]);
+    }
 }

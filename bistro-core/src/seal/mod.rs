@@ -31,7 +31,10 @@ pub use crypto::{
     SealOptions, open_key, seal, seal_with_key, seal_with_options, unseal, unseal_file,
 };
 
-#[cfg(all(test, feature = "timelock"))]
+// Two attributes, not `all(test, ...)`: clippy knows a test module by a
+// plain `#[cfg(test)]`.
+#[cfg(test)]
+#[cfg(feature = "timelock")]
 mod tests;
 
 /// The kind of input in errors.

@@ -7,7 +7,7 @@ use super::findings::{FindingKind, Findings};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::identity::PublicKey;
-use crate::node::log::EvalRecord;
+use crate::node::log::{EvalRecord, parse_lines};
 use crate::node::run_params::{MAX_RUN_PARAMS_BYTES, RunParams, run_params_key};
 use crate::node::validator::ValidatorState;
 use crate::storage::keys::{
@@ -93,12 +93,9 @@ pub(super) fn parse_log(
     findings: &mut Findings,
 ) -> Vec<EvalRecord> {
     let mut records = Vec::new();
-    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let field = format!("log line {}", i + 1);
-        match serde_json::from_slice::<EvalRecord>(line) {
+    for (line, parsed) in parse_lines(bytes) {
+        let field = format!("log line {line}");
+        match parsed {
             Err(e) => findings.push(
                 FindingKind::Unreadable,
                 (Some(deadline), None),

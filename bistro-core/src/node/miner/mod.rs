@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::encoding::DeltaEncoding;
 use super::lead::find_master_source;
-use super::master::{LocalMaster, fetch_master};
+use super::master::{LocalMaster, fetch_pointed};
 use super::params::SubnetParams;
 use super::run_params::RunParams;
 use super::sealing::seal_target;
@@ -20,6 +20,7 @@ use crate::identity::{Keypair, PublicKey};
 use crate::model::delta::{Residuals, build};
 use crate::model::{Config, Device, Model, TrainConfig, Trainer};
 use crate::pages::{Window, window};
+use crate::storage::keys::read_master_pointer;
 use crate::storage::{Bucket, BucketCommitment, EndpointPolicy};
 
 mod round;
@@ -47,6 +48,42 @@ pub struct MinerConfig {
     /// error-feedback residuals (`residuals.delta`) and the optimizer state
     /// (`optimizer.state`), both kept across restarts.
     pub work_dir: PathBuf,
+}
+
+impl MinerConfig {
+    /// Replaces `params` and `model` with the run parameters the network's
+    /// master source publishes (`validators/<hotkey>/params.json`,
+    /// [`crate::node::run_params`]), so the miner runs with the validators'
+    /// parameters instead of compiled-in ones. The source is found with the
+    /// current `params` (their `netuid` and the lead rules). Returns the
+    /// publisher, or `None` (and changes nothing) when no validator has
+    /// published a master with parameters yet. Published parameters that do
+    /// not parse are an error, never a guess.
+    pub fn adopt_published(&mut self, chain: &dyn Chain) -> Result<Option<PublicKey>> {
+        let metagraph = chain.metagraph(self.params.netuid)?;
+        let now = chain.block()?.number;
+        let Some(source) =
+            find_master_source(chain, &metagraph, &self.params, now, EndpointPolicy::Any)?
+        else {
+            return Ok(None);
+        };
+        let Some(published) = RunParams::read(source.bucket.as_ref(), &source.hotkey)? else {
+            return Ok(None);
+        };
+        if published.subnet.netuid != self.params.netuid {
+            return Err(Error::corrupt(
+                "run params",
+                "subnet.netuid",
+                format!(
+                    "published for subnet {}, read on subnet {}",
+                    published.subnet.netuid, self.params.netuid
+                ),
+            ));
+        }
+        self.params = published.subnet;
+        self.model = published.model;
+        Ok(Some(source.hotkey))
+    }
 }
 
 /// What [`Miner::sync_master`] found.
@@ -226,14 +263,16 @@ impl Miner {
             .as_deref()
             .ok_or_else(|| Error::Unavailable("no master bucket".into()))?;
         let cache = self.config.work_dir.join("masters");
-        let Some(master) = fetch_master(bucket, &cache, &self.config.model)? else {
+        let Some(pointer) = read_master_pointer(bucket)? else {
             return Ok(MasterStatus::Missing);
         };
+        // The pointer names the master being trained: nothing to read.
         if let Some(t) = &self.training
-            && t.master.revision() == master.revision()
+            && t.master.revision() == pointer.revision
         {
-            return Ok(MasterStatus::Unchanged(master.revision()));
+            return Ok(MasterStatus::Unchanged(pointer.revision));
         }
+        let master = fetch_pointed(bucket, &cache, &self.config.model, pointer)?;
         let model = master.load(&self.config.model, self.config.device)?;
         let (trainer, carried) = match self.training.take() {
             Some(mut t) => {
