@@ -255,7 +255,7 @@ mod tests {
         let fetched = fetch_pointed(&bucket, &cache, &config, published.pointer.clone()).unwrap();
         assert_eq!(fetched.revision(), model.revision().unwrap());
         let name = format!("master-{}.safetensors", fetched.revision().to_hex());
-        assert_eq!(files(&cache), [name.clone()]);
+        assert_eq!(files(&cache), std::slice::from_ref(&name));
         // Cached: served without the bucket.
         bucket.delete(&master_key(&fetched.revision())).unwrap();
         let again = fetch_pointed(&bucket, &cache, &config, published.pointer.clone()).unwrap();
