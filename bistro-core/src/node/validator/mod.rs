@@ -25,14 +25,16 @@
 
 mod fetch;
 mod follow;
+mod judge;
 pub(crate) mod measure;
+mod merge;
+mod publish;
 mod report;
 mod snapshot;
 mod state;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 pub use fetch::{
     BucketCache, Candidate, DOWNLOAD_BASE_BUDGET, Expectation, FetchBudget, Fetched,
@@ -40,32 +42,25 @@ pub use fetch::{
 };
 pub use follow::{LeadView, MAX_CATCH_UP, MAX_HELD};
 pub use report::{RoundReport, RoundRow};
-pub use snapshot::{LIST_PARALLELISM, Pin, SNAPSHOT_BUDGET_BLOCKS, Snapshot};
+pub use snapshot::{LIST_PARALLELISM, Pin, SNAPSHOT_BUDGET_BLOCKS, Snapshot, Snapshotter};
 pub use state::{RoundSelection, VALIDATOR_STATE_VERSION, ValidatorState};
 
-use super::lead::{LEAD_STATUS_VERSION, LeadStatus, lead_status_key};
-use super::lineage::{LINEAGE_VERSION, Lineage, MergedDelta, lineage_key};
-use super::log::{EvalLog, EvalRecord, Timings};
-use super::master::{LocalMaster, fetch_master, publish_model, publish_saved, save_master};
+use super::log::{EvalLog, EvalRecord};
+use super::master::{LocalMaster, fetch_master, save_master};
 use super::miner::check_dataset;
 use super::params::SubnetParams;
-use super::rejection::Rejection;
 use super::retention::{AUDIT_WINDOW_ROUNDS, prune_audit_window};
 use super::run_params::RunParams;
-use super::sealing::accepted_rounds;
-use super::similarity::{SketchEntry, SketchSource, SketchStore};
+use super::similarity::SketchStore;
 use crate::chain::{Chain, Metagraph};
-use crate::codec::Limits;
 use crate::data::{PageSource, PagedBatch};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, PublicKey};
 use crate::model::{Config, Device, Model};
-use crate::pages::{global_pages, local_pages};
-use crate::score::Evaluation;
-use crate::storage::keys::{eval_log_key, validator_state_key};
+use crate::pages::global_pages;
 use crate::storage::{Bucket, BucketCommitment, EndpointPolicy};
-use measure::{mean, measure_delta, page_losses, page_losses_or_nan};
+use measure::{mean, page_losses};
 
 /// How a validator runs.
 #[derive(Clone, Debug)]
@@ -148,17 +143,6 @@ struct RoundPages {
     master_global: Vec<f64>,
 }
 
-/// A uid to judge this round, and what phase one found.
-struct Judged {
-    uid: u16,
-    hotkey: PublicKey,
-    /// The object phase one got as far as choosing, if any.
-    seen: Option<Seen>,
-    fetched: std::result::Result<Candidate, Rejection>,
-    /// The share of the delta earlier rounds' deltas explain, when computed.
-    explained: Option<f64>,
-}
-
 impl Validator {
     /// Opens (or starts) a validator: loads its state from `work_dir` and
     /// the master from its bucket, or makes a genesis master (seed
@@ -220,36 +204,6 @@ impl Validator {
             genesis_unpublished,
             published: false,
         })
-    }
-
-    /// Publishes what miners and other validators need to find and check
-    /// this validator: the genesis master when the bucket had none, its run
-    /// parameters (`validators/<hotkey>/params.json`, whose digest every log
-    /// record names) and its bucket commitment on the chain (when it is not
-    /// that already). Call it once before the first round; calling it again
-    /// rewrites the same objects.
-    pub fn publish(&mut self) -> Result<()> {
-        let bucket = self.bucket.as_ref();
-        if self.genesis_unpublished {
-            self.master = publish_saved(&self.master, bucket, &self.config.model)?;
-            self.genesis_unpublished = false;
-        }
-        let published = RunParams::new(self.config.params.clone(), self.config.model.clone())
-            .publish(bucket, &self.hotkey())?;
-        if published != self.run_params {
-            return Err(Error::InvalidArgument(
-                "the published run parameters are not the ones the records name".into(),
-            ));
-        }
-        let netuid = self.config.params.netuid;
-        let encoded = self.commitment.encode()?;
-        let me = self.hotkey();
-        if self.chain.commitment(netuid, &me)?.as_deref() != Some(encoded.as_bytes()) {
-            self.chain
-                .set_commitment(netuid, &self.keypair, encoded.as_bytes())?;
-        }
-        self.published = true;
-        Ok(())
     }
 
     /// Bounds phase one's time differently from [`FetchBudget::default`]
@@ -564,519 +518,6 @@ impl Validator {
         }
         Ok(())
     }
-
-    /// The uids merged at `deadline` if the current master is that merge
-    /// (a resumed round whose merge was published before the stop).
-    fn merged_at(&self, deadline: u64) -> Result<Option<Vec<u16>>> {
-        let key = lineage_key(&self.master.revision());
-        let bytes = match self
-            .bucket
-            .get(&key, crate::node::lineage::MAX_LINEAGE_BYTES)
-        {
-            Ok(bytes) => bytes,
-            Err(Error::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let lineage = Lineage::from_json(&bytes)?;
-        Ok((lineage.deadline == deadline).then(|| lineage.deltas.iter().map(|d| d.uid).collect()))
-    }
-
-    fn phase_one(
-        &mut self,
-        metagraph: &Metagraph,
-        deadline: u64,
-        done: &[u16],
-    ) -> Result<Vec<Judged>> {
-        let params = &self.config.params;
-        let limits = Limits::for_model(self.config.model.parameter_count());
-        let blocks = self.round_blocks(deadline);
-        let downloads = self.config.work_dir.join("deltas");
-        std::fs::create_dir_all(&downloads).map_err(|e| Error::io(&downloads, e))?;
-        remove_abandoned_downloads(&downloads);
-        let mut judged = Vec::new();
-        // Every sealed upload must open with a pulse in this window; it is
-        // known once the reveal block exists.
-        let reveal_block = params.reveal_block(deadline);
-        self.reveal_hash(reveal_block)?;
-        let seal_rounds = accepted_rounds(self.chain.as_ref(), params, deadline)?
-            .ok_or_else(|| Error::Chain(format!("no beacon round at block {reveal_block}")))?;
-        let snapshot = self
-            .state
-            .snapshot
-            .clone()
-            .filter(|s| s.deadline == deadline);
-        let too_late = Rejection::ValidatorError(format!(
-            "the validator listed the buckets for deadline {deadline} only after the reveal \
-             block {reveal_block} existed: it cannot tell uploads on time from late ones"
-        ));
-        // The round's uids are chosen once (a resumed round judges the rest
-        // of the same choice).
-        let mut chosen = match &self.state.selected {
-            Some(s) if s.deadline == deadline => s.uids.clone(),
-            _ => {
-                let uids = self.select_uids(metagraph, deadline);
-                self.state.selected = Some(RoundSelection {
-                    deadline,
-                    uids: uids.clone(),
-                });
-                self.state.save(&self.config.work_dir.join("state.json"))?;
-                uids
-            }
-        };
-        chosen.retain(|(uid, _)| !done.contains(uid));
-        let dests: Vec<PathBuf> = chosen
-            .iter()
-            .map(|(uid, _)| downloads.join(format!("uid-{uid}.delta")))
-            .collect();
-        let fetched: Vec<Fetched> = match snapshot.as_ref().filter(|s| s.before_reveal) {
-            None => chosen
-                .iter()
-                .map(|_| (None, Err(too_late.clone())))
-                .collect(),
-            Some(snapshot) => {
-                let master = self.master.revision();
-                let expectations: Vec<Expectation<'_>> = chosen
-                    .iter()
-                    .zip(&dests)
-                    .map(|((uid, hotkey), dest)| Expectation {
-                        netuid: params.netuid,
-                        uid: *uid,
-                        hotkey: *hotkey,
-                        master,
-                        blocks: blocks.clone(),
-                        pinned: snapshot.pins.get(uid),
-                        unlisted: snapshot.unlisted.get(uid),
-                        seal_rounds: &seal_rounds,
-                        limits: &limits,
-                        dest,
-                        budget_base: self.fetch_budget.per_uid_base,
-                    })
-                    .collect();
-                fetch_all(
-                    self.chain.as_ref(),
-                    &self.buckets,
-                    &expectations,
-                    &self.fetch_budget,
-                )
-            }
-        };
-        for ((uid, hotkey), (seen, fetched)) in chosen.into_iter().zip(fetched) {
-            if let Ok(c) = &fetched {
-                self.state.copies.record(c.fingerprint, hotkey, deadline);
-                // Kept for later rounds' copy checks, whatever this one decides.
-                self.sketches.append(&SketchEntry {
-                    deadline,
-                    source: SketchSource::Delta { uid, hotkey },
-                    sketch: c.sketch.clone(),
-                })?;
-            }
-            judged.push(Judged {
-                uid,
-                hotkey,
-                seen,
-                fetched,
-                explained: None,
-            });
-        }
-        // Copies of this round (same content) and of earlier rounds (scaled,
-        // perturbed or summed: explained by earlier sketches).
-        let rule = params.similarity;
-        let window = rule.window_rounds.saturating_mul(params.round_blocks);
-        let history = self
-            .sketches
-            .load(deadline.saturating_sub(window)..deadline)?;
-        for j in judged.iter_mut() {
-            let Ok(c) = &j.fetched else { continue };
-            if let Some(first) = self.state.copies.original_of(&c.fingerprint, &j.hotkey) {
-                j.fetched = Err(Rejection::Copy(format!(
-                    "the same content was uploaded earlier by {}",
-                    first.hotkey
-                )));
-                continue;
-            }
-            let explanation = history
-                .others_than(&j.hotkey)
-                .explain(&c.sketch, rule.max_explained);
-            j.explained = Some(explanation.explained);
-            if explanation.explained > rule.max_explained {
-                let sources: Vec<String> = explanation
-                    .used
-                    .iter()
-                    .take(3)
-                    .map(|(d, source)| match source {
-                        SketchSource::Delta { uid, .. } => format!("uid {uid} at {d}"),
-                        SketchSource::Master => format!("the master's change at {d}"),
-                    })
-                    .collect();
-                j.fetched = Err(Rejection::Copy(format!(
-                    "{:.1} % of it is earlier deltas ({}), more than the {:.1} % allowed",
-                    100.0 * explanation.explained,
-                    sources.join(", "),
-                    100.0 * rule.max_explained
-                )));
-            }
-        }
-        self.sketches
-            .prune(deadline.saturating_sub(window.saturating_add(params.round_blocks)))?;
-        Ok(judged)
-    }
-
-    fn reveal_hash(&self, reveal_block: u64) -> Result<[u8; 32]> {
-        if let Some(hash) = self.chain.block_hash(reveal_block)? {
-            return Ok(hash);
-        }
-        let blocks = reveal_block.saturating_sub(self.chain.block()?.number) + 2;
-        let timeout = self.chain.block_time().saturating_mul(blocks as u32 * 4);
-        self.chain
-            .wait_for_block(reveal_block, timeout.max(Duration::from_secs(30)))?;
-        self.chain
-            .block_hash(reveal_block)?
-            .ok_or_else(|| Error::Chain(format!("block {reveal_block} has no hash")))
-    }
-
-    /// Evaluates (or records the rejection of) one uid; returns its row and
-    /// whether its delta is mergeable.
-    fn judge(&mut self, judged: Judged, round: &RoundPages) -> Result<RoundRow> {
-        let params = self.config.params.clone();
-        let Judged {
-            uid,
-            hotkey,
-            seen,
-            fetched,
-            explained,
-        } = judged;
-        let local_ids = local_pages(
-            &params.pages,
-            uid,
-            round.deadline,
-            &round.reveal_hash,
-            params.local_pages,
-        )?;
-        let mut record = EvalRecord {
-            validator: self.hotkey(),
-            deadline: round.deadline,
-            reveal_block: round.reveal_block,
-            reveal_hash: crate::digest::Digest(round.reveal_hash).to_hex(),
-            master_revision: self.master.revision(),
-            master_block: self.master.pointer.block,
-            uid,
-            hotkey,
-            delta_key: seen.as_ref().map(|o| o.key.clone()),
-            delta_size: seen.as_ref().map(|o| o.size),
-            object_digest: seen.as_ref().map(|o| o.digest),
-            delta_digest: None,
-            local_pages: local_ids.clone(),
-            global_pages: round.global_ids.clone(),
-            explained,
-            evaluation: None,
-            verdict: None,
-            local_gain: None,
-            global_gain: None,
-            specific_gain: None,
-            specific_se: None,
-            rejection: None,
-            score: 0.0,
-            average: 0.0,
-            mergeable: false,
-            restored_exact: None,
-            rule: params.rule,
-            params: Some(self.run_params),
-            timings_ms: Timings::default(),
-        };
-        let outcome = match fetched {
-            Err(rejection) => Err(rejection),
-            Ok(candidate) => {
-                record.delta_digest = Some(candidate.digest);
-                record.timings_ms.download = candidate.download.as_millis() as u64;
-                let local = self.data.paged_batch(&local_ids, params.seq_len)?;
-                self.evaluate(&candidate, &local, round, &mut record)?
-            }
-        };
-        match outcome {
-            Ok(evaluation) => {
-                let verdict = params.rule.judge(&evaluation);
-                let finite = |x: f64| x.is_finite().then_some(x);
-                record.evaluation = Some(evaluation);
-                record.verdict = Some(verdict.reason);
-                record.local_gain = finite(verdict.local_gain);
-                record.global_gain = finite(verdict.global_gain);
-                record.specific_gain = finite(verdict.specific_gain);
-                record.specific_se = finite(verdict.specific_se);
-                record.score = verdict.score;
-                record.mergeable = verdict.mergeable;
-            }
-            Err(rejection) => record.rejection = Some(rejection),
-        }
-        // The validator's own failures leave the average as it was, and the
-        // uid is judged again next round.
-        if !record
-            .rejection
-            .as_ref()
-            .is_some_and(|r| r.is_validators_fault())
-        {
-            self.state
-                .averages
-                .record(uid, hotkey, round.deadline, record.score)?;
-        }
-        record.average = self
-            .state
-            .averages
-            .get(uid)
-            .filter(|r| r.hotkey == hotkey)
-            .map_or(0.0, |r| r.average);
-        self.log.append(&record)?;
-        self.state.save(&self.config.work_dir.join("state.json"))?;
-        let outcome = match (&record.rejection, &record.verdict) {
-            (Some(r), _) => r.code().to_string(),
-            (None, Some(v)) => serde_json::to_value(v)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
-            (None, None) => String::new(),
-        };
-        let row = RoundRow {
-            uid,
-            hotkey,
-            outcome,
-            local_gain: record.local_gain,
-            global_gain: record.global_gain,
-            specific_gain: record.specific_gain,
-            specific_se: record.specific_se,
-            explained: record.explained,
-            score: record.score,
-            average: record.average,
-            merged: false,
-        };
-        Ok(row)
-    }
-
-    /// Applies the candidate, measures every page, undoes, and checks the
-    /// master is back bit for bit (a mismatch reloads the master: the
-    /// validator never judges on a damaged master; a reload that fails ends
-    /// the round with an error).
-    fn evaluate(
-        &mut self,
-        candidate: &Candidate,
-        local: &PagedBatch,
-        round: &RoundPages,
-        record: &mut EvalRecord,
-    ) -> Result<std::result::Result<Evaluation, Rejection>> {
-        let master_local = match page_losses(&self.model, local) {
-            Ok(losses) => losses,
-            Err(e) => return Ok(Err(internal(e))),
-        };
-        let measured = measure_delta(
-            &mut self.model,
-            &self.master.checkpoint,
-            self.master.revision(),
-            &candidate.delta.reader(),
-            (local, master_local),
-            (&round.global, round.master_global.clone()),
-        );
-        let measured = match measured {
-            Ok(measured) => measured,
-            Err(rejection) => return Ok(Err(rejection)),
-        };
-        record.timings_ms.apply = measured.apply.as_millis() as u64;
-        record.timings_ms.eval = measured.eval.as_millis() as u64;
-        record.timings_ms.restore = measured.restore.as_millis() as u64;
-        record.restored_exact = Some(measured.restored_exact);
-        if !measured.restored_exact {
-            // Never judge on a damaged master: reload it from its file, or
-            // stop the round.
-            self.model = load_for_eval(&self.master, &self.config)?;
-        }
-        Ok(Ok(measured.evaluation))
-    }
-
-    /// Merges the mergeable deltas into a candidate master with the
-    /// configured outer optimizer ([`crate::model::outer`]); publishes it —
-    /// the outer state first, then the checkpoint and the pointer — when it
-    /// beats the master on the round's global pages, otherwise reloads the
-    /// master. Keeps in `mergeable` the uids that went in. A corrupt or mismatched outer
-    /// state of the master is an error: nothing is merged or published from
-    /// it.
-    fn merge(
-        &mut self,
-        mergeable: &mut Vec<u16>,
-        records: &[EvalRecord],
-        round: &RoundPages,
-        master_global: f64,
-    ) -> Result<Option<f64>> {
-        use crate::model::outer::{MergeWeighting, OuterState, merge_into};
-        use crate::node::master::{fetch_outer_state, publish_outer_state};
-        if mergeable.is_empty() {
-            return Ok(None);
-        }
-        let merge = self.config.merge;
-        merge.validate()?;
-        // This round's records, from the log the validator publishes: the
-        // scores (for score weights) and the keys and digests (lineage).
-        let scored: Vec<(u16, f64)> = if merge.weighting == MergeWeighting::Uniform {
-            mergeable.iter().map(|&uid| (uid, 1.0)).collect()
-        } else {
-            mergeable
-                .iter()
-                .map(|&uid| {
-                    let score = records
-                        .iter()
-                        .rev()
-                        .find(|r| r.uid == uid && r.mergeable)
-                        .map_or(0.0, |r| r.score);
-                    (uid, score)
-                })
-                .collect()
-        };
-        let weights = merge.weights(&scored);
-        *mergeable = weights.iter().map(|w| w.0).collect();
-        let masters = self.config.work_dir.join("masters");
-        let mut outer = fetch_outer_state(
-            self.bucket.as_ref(),
-            &masters,
-            &self.master,
-            &self.config.model,
-        )?
-        .unwrap_or_else(|| OuterState::start(self.master.revision()));
-        let downloads = self.config.work_dir.join("deltas");
-        let limits = Limits::for_model(self.config.model.parameter_count());
-        let opened: Result<Vec<_>> = weights
-            .iter()
-            .map(|(uid, _)| {
-                crate::codec::open_file(downloads.join(format!("uid-{uid}.delta")), &limits)
-            })
-            .collect();
-        let merged = opened.and_then(|files| {
-            let deltas: Vec<_> = files
-                .iter()
-                .zip(&weights)
-                .map(|(f, (_, w))| (f.reader(), *w))
-                .collect();
-            merge_into(&mut self.model, &deltas, merge.rule, &mut outer)
-        });
-        let merged = match merged {
-            Ok(()) => page_losses_or_nan(&self.model, &round.global),
-            Err(_) => vec![f64::NAN],
-        };
-        let merged = mean(&merged);
-        if merged < master_global {
-            let block = self.chain.block()?.number.max(round.deadline);
-            let revision = self.model.revision()?;
-            outer.set_master(revision);
-            publish_outer_state(&outer, self.bucket.as_ref(), &masters)?;
-            let lineage = self.lineage(
-                records,
-                round.deadline,
-                block,
-                revision,
-                merge.rule,
-                &weights,
-            )?;
-            self.bucket
-                .put(&lineage_key(&revision), &lineage.to_json()?)?;
-            self.master = publish_model(&self.model, self.bucket.as_ref(), &masters, block)?;
-            self.hold(revision);
-            self.state.copies.clear();
-            self.state.copies_master = self.master.revision();
-        } else {
-            self.model = load_for_eval(&self.master, &self.config)?;
-            mergeable.clear();
-        }
-        self.state.save(&self.config.work_dir.join("state.json"))?;
-        Ok(Some(merged))
-    }
-
-    /// The lineage record of the master `revision` merged at `deadline`
-    /// from the deltas `weights` name (their keys and digests from the
-    /// round's log `records`, their commitments from the chain).
-    fn lineage(
-        &self,
-        records: &[EvalRecord],
-        deadline: u64,
-        block: u64,
-        revision: crate::digest::Digest,
-        rule: crate::model::outer::MergeRule,
-        weights: &[(u16, f32)],
-    ) -> Result<Lineage> {
-        let mut deltas = Vec::new();
-        for &(uid, weight) in weights {
-            let record = records
-                .iter()
-                .rev()
-                .find(|r| r.uid == uid && r.mergeable)
-                .ok_or_else(|| Error::InvalidArgument(format!("uid {uid} merged unlogged")))?;
-            let missing = |what: &str| Error::InvalidArgument(format!("uid {uid}: no {what}"));
-            let raw = self
-                .chain
-                .commitment(self.config.params.netuid, &record.hotkey)?
-                .ok_or_else(|| missing("commitment"))?;
-            deltas.push(MergedDelta {
-                uid,
-                hotkey: record.hotkey,
-                commitment: String::from_utf8_lossy(&raw).into_owned(),
-                key: record.delta_key.clone().ok_or_else(|| missing("key"))?,
-                object_digest: record
-                    .object_digest
-                    .ok_or_else(|| missing("object digest"))?,
-                digest: record.delta_digest.ok_or_else(|| missing("digest"))?,
-                weight,
-            });
-        }
-        Ok(Lineage {
-            version: LINEAGE_VERSION,
-            revision,
-            parent: self.master.revision(),
-            deadline,
-            block,
-            rule: rule.to_string(),
-            deltas,
-        })
-    }
-
-    fn maybe_set_weights(&mut self, deadline: u64) -> (Option<Vec<(u16, f64)>>, Option<String>) {
-        let interval = self.config.params.weights_interval_blocks;
-        let due = self
-            .state
-            .last_weights_block
-            .is_none_or(|last| deadline >= last.saturating_add(interval));
-        let weights = self.state.averages.weights();
-        if !due || weights.is_empty() {
-            return (None, None);
-        }
-        let uids: Vec<u16> = weights.iter().map(|w| w.0).collect();
-        let values: Vec<f32> = weights.iter().map(|w| w.1 as f32).collect();
-        let p = &self.config.params;
-        match self
-            .chain
-            .set_float_weights(p.netuid, &self.keypair, &uids, &values, p.version_key)
-        {
-            Ok(()) => {
-                self.state.last_weights_block = Some(deadline);
-                let _ = self.state.save(&self.config.work_dir.join("state.json"));
-                (Some(weights), None)
-            }
-            Err(e) => (None, Some(e.to_string())),
-        }
-    }
-
-    /// Publishes the round's log, the state and the lead status (`lead`:
-    /// whom it took as lead this round), so anyone can recompute its scores.
-    fn publish_round_log(&self, deadline: u64, lead: PublicKey) -> Result<()> {
-        self.bucket.put(
-            &eval_log_key(&self.hotkey(), deadline),
-            &self.log.round_bytes(deadline)?,
-        )?;
-        self.bucket
-            .put(&validator_state_key(&self.hotkey()), &self.state.to_json()?)?;
-        let status = LeadStatus {
-            version: LEAD_STATUS_VERSION,
-            deadline,
-            lead: Some(lead),
-            master: self.master.revision(),
-            refused: self.state.refused.clone(),
-        };
-        self.bucket
-            .put(&lead_status_key(&self.hotkey()), &status.to_json()?)
-    }
 }
 
 /// Logits a validator's model holds at once (see
@@ -1091,24 +532,6 @@ fn load_for_eval(master: &LocalMaster, config: &ValidatorConfig) -> Result<Model
     Ok(model)
 }
 
-/// Removes sealed downloads left by earlier rounds (a download abandoned at
-/// its budget may land after its round). Best effort.
-fn remove_abandoned_downloads(downloads: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(downloads) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().ends_with(".sealed") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// A failure of the validator's own model or data: not the miner's fault.
-fn internal(e: Error) -> Rejection {
-    Rejection::ValidatorError(e.to_string())
-}
-
 /// The blocks an upload's key may name to count for `deadline` when the
 /// master was published at `master_block` (see `Validator::round_blocks`).
 pub(crate) fn round_blocks(
@@ -1118,89 +541,4 @@ pub(crate) fn round_blocks(
 ) -> std::ops::RangeInclusive<u64> {
     let round_start = deadline.saturating_sub(params.round_blocks);
     round_start.max(master_block)..=deadline.saturating_sub(1)
-}
-
-/// Takes deadline snapshots for a validator from any thread: the chain and
-/// the opened buckets are shared with it (`Validator::snapshotter`).
-#[derive(Clone)]
-pub struct Snapshotter {
-    chain: Arc<dyn Chain>,
-    params: SubnetParams,
-    buckets: Arc<Mutex<BucketCache>>,
-    me: PublicKey,
-}
-
-impl Snapshotter {
-    /// A snapshotter of its own (a validator's shares its chain and opened
-    /// buckets: [`Validator::snapshotter`]): `me` is the validator's hotkey,
-    /// whose own uid is not listed.
-    pub fn new(
-        chain: Arc<dyn Chain>,
-        params: SubnetParams,
-        policy: EndpointPolicy,
-        me: PublicKey,
-    ) -> Snapshotter {
-        Snapshotter {
-            chain,
-            params,
-            buckets: Arc::new(Mutex::new(BucketCache::new(policy))),
-            me,
-        }
-    }
-
-    /// Lists every registered uid's bucket but the validator's own and pins
-    /// its newest delta of the round at `deadline` (`snapshot` module).
-    pub fn take(&self, deadline: u64) -> Result<Snapshot> {
-        let metagraph = self.chain.metagraph(self.params.netuid)?;
-        let uids: Vec<(u16, PublicKey)> = metagraph
-            .neurons
-            .iter()
-            .filter(|n| n.hotkey != self.me)
-            .map(|n| (n.uid, n.hotkey))
-            .collect();
-        // Every block of the round: whether a delta is older than the
-        // master is decided when it is judged (`stale`).
-        let blocks = round_blocks(&self.params, 0, deadline);
-        snapshot::take(
-            &self.chain,
-            &self.params,
-            &self.buckets,
-            uids,
-            deadline,
-            blocks,
-        )
-    }
-    /// Spawns a thread that waits for every deadline after `after_block` and
-    /// takes its snapshot the moment the deadline block exists, even while
-    /// the validator is busy judging an earlier round. Snapshots (or the
-    /// error that ended the thread: a chain that stalls or fails) arrive on
-    /// the returned channel in deadline order; hand each to
-    /// [`Validator::use_snapshot`] before [`Validator::run_round`]. The
-    /// thread ends when the receiver is dropped.
-    pub fn spawn(self, after_block: u64) -> std::sync::mpsc::Receiver<Result<Snapshot>> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut block = after_block;
-            loop {
-                let deadline = self.params.deadline_after(block);
-                let blocks =
-                    u32::try_from(self.params.round_blocks.saturating_add(2)).unwrap_or(u32::MAX);
-                let wait = self
-                    .chain
-                    .block_time()
-                    .saturating_mul(blocks.saturating_mul(4))
-                    .max(Duration::from_secs(60));
-                let taken = self
-                    .chain
-                    .wait_for_block(deadline, wait)
-                    .and_then(|_| self.take(deadline));
-                let failed = taken.is_err();
-                if tx.send(taken).is_err() || failed {
-                    return;
-                }
-                block = deadline;
-            }
-        });
-        rx
-    }
 }

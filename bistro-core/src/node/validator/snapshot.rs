@@ -21,12 +21,14 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::fetch::BucketCache;
+use super::round_blocks;
 use crate::chain::Chain;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::identity::PublicKey;
 use crate::node::params::SubnetParams;
 use crate::node::rejection::Rejection;
+use crate::storage::EndpointPolicy;
 use crate::storage::keys::latest_delta;
 
 /// Buckets listed at once.
@@ -209,5 +211,90 @@ fn list_one(
         }),
         Ok(None) => Listed::Nothing,
         Err(e) => Listed::Failed(Rejection::from_listing_error(&e)),
+    }
+}
+
+/// Takes deadline snapshots for a validator from any thread: the chain and
+/// the opened buckets are shared with it ([`Validator::snapshotter`](super::Validator::snapshotter)).
+#[derive(Clone)]
+pub struct Snapshotter {
+    pub(super) chain: Arc<dyn Chain>,
+    pub(super) params: SubnetParams,
+    pub(super) buckets: Arc<Mutex<BucketCache>>,
+    pub(super) me: PublicKey,
+}
+
+impl Snapshotter {
+    /// A snapshotter of its own (a validator's shares its chain and opened
+    /// buckets: [`Validator::snapshotter`](super::Validator::snapshotter)): `me` is the validator's hotkey,
+    /// whose own uid is not listed.
+    pub fn new(
+        chain: Arc<dyn Chain>,
+        params: SubnetParams,
+        policy: EndpointPolicy,
+        me: PublicKey,
+    ) -> Snapshotter {
+        Snapshotter {
+            chain,
+            params,
+            buckets: Arc::new(Mutex::new(BucketCache::new(policy))),
+            me,
+        }
+    }
+
+    /// Lists every registered uid's bucket but the validator's own and pins
+    /// its newest delta of the round at `deadline` (`snapshot` module).
+    pub fn take(&self, deadline: u64) -> Result<Snapshot> {
+        let metagraph = self.chain.metagraph(self.params.netuid)?;
+        let uids: Vec<(u16, PublicKey)> = metagraph
+            .neurons
+            .iter()
+            .filter(|n| n.hotkey != self.me)
+            .map(|n| (n.uid, n.hotkey))
+            .collect();
+        // Every block of the round: whether a delta is older than the
+        // master is decided when it is judged (`stale`).
+        let blocks = round_blocks(&self.params, 0, deadline);
+        take(
+            &self.chain,
+            &self.params,
+            &self.buckets,
+            uids,
+            deadline,
+            blocks,
+        )
+    }
+    /// Spawns a thread that waits for every deadline after `after_block` and
+    /// takes its snapshot the moment the deadline block exists, even while
+    /// the validator is busy judging an earlier round. Snapshots (or the
+    /// error that ended the thread: a chain that stalls or fails) arrive on
+    /// the returned channel in deadline order; hand each to
+    /// [`Validator::use_snapshot`](super::Validator::use_snapshot) before [`Validator::run_round`](super::Validator::run_round). The
+    /// thread ends when the receiver is dropped.
+    pub fn spawn(self, after_block: u64) -> std::sync::mpsc::Receiver<Result<Snapshot>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut block = after_block;
+            loop {
+                let deadline = self.params.deadline_after(block);
+                let blocks =
+                    u32::try_from(self.params.round_blocks.saturating_add(2)).unwrap_or(u32::MAX);
+                let wait = self
+                    .chain
+                    .block_time()
+                    .saturating_mul(blocks.saturating_mul(4))
+                    .max(Duration::from_secs(60));
+                let taken = self
+                    .chain
+                    .wait_for_block(deadline, wait)
+                    .and_then(|_| self.take(deadline));
+                let failed = taken.is_err();
+                if tx.send(taken).is_err() || failed {
+                    return;
+                }
+                block = deadline;
+            }
+        });
+        rx
     }
 }
