@@ -4,8 +4,6 @@
 //! `file://` commitments are re-rooted.
 #![cfg(feature = "full")]
 
-use std::path::Path;
-
 use bistro::chain::{Chain, LocalChain};
 use bistro::model::outer::MergeConfig;
 use bistro::node::audit::{AuditConfig, AuditReport, FindingKind, Rounds, WeightsCheck, audit};
@@ -15,7 +13,7 @@ use bistro::storage::{Bucket, EndpointPolicy};
 use serde_json::Value;
 
 mod common;
-use common::{Net, bucket};
+use common::{Net, bucket, copy_dir};
 
 /// Two miners, one validator, two rounds judged and merged.
 fn judged_network() -> (Net, Vec<u64>) {
@@ -235,17 +233,4 @@ fn an_honest_run_reproduces_and_each_doctored_value_is_a_finding() {
             .iter()
             .all(|r| r.remeasured == 2 && r.merge.is_some())
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }

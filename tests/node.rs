@@ -525,18 +525,19 @@ fn a_miner_with_other_run_parameters_refuses_to_train() {
         published,
         RunParams::new(net.params.clone(), net.model.clone())
     );
+    let config = || MinerConfig {
+        params: net.params.clone(),
+        model: net.model.clone(),
+        train: TrainConfig::default(),
+        device: Device::Cpu,
+        steps_per_upload: 1,
+        pages_per_step: 1,
+        encoding: DeltaEncoding::parse("dense-bf16").unwrap(),
+        work_dir: net.root.join("miner-1"),
+    };
     let miner = |adjust: &dyn Fn(&mut MinerConfig)| {
         let (own, commitment) = bucket(&net.root, "miner-1");
-        let mut config = MinerConfig {
-            params: net.params.clone(),
-            model: net.model.clone(),
-            train: TrainConfig::default(),
-            device: Device::Cpu,
-            steps_per_upload: 1,
-            pages_per_step: 1,
-            encoding: DeltaEncoding::parse("dense-bf16").unwrap(),
-            work_dir: net.root.join("miner-1"),
-        };
+        let mut config = config();
         adjust(&mut config);
         let chain: Arc<dyn Chain> = net.chain.clone();
         Miner::new(chain, own, commitment, key(1), net.data.clone(), config).unwrap()
@@ -564,16 +565,7 @@ fn a_miner_with_other_run_parameters_refuses_to_train() {
     assert!(other.master().is_none());
     // A miner that adopts what the source publishes, instead of its
     // compiled-in parameters, runs with the validator's and trains.
-    let mut adopted = MinerConfig {
-        params: net.params.clone(),
-        model: net.model.clone(),
-        train: TrainConfig::default(),
-        device: Device::Cpu,
-        steps_per_upload: 1,
-        pages_per_step: 1,
-        encoding: DeltaEncoding::parse("dense-bf16").unwrap(),
-        work_dir: net.root.join("miner-1"),
-    };
+    let mut adopted = config();
     adopted.params.local_pages += 1;
     adopted.model.intermediate_size += 8;
     assert_eq!(

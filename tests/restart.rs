@@ -13,7 +13,7 @@ use bistro::node::validator::ValidatorState;
 use bistro::storage::keys::read_master_pointer;
 
 mod common;
-use common::bucket;
+use common::{bucket, copy_dir};
 
 /// Where the child process finds its network and deadline (`<root>:<deadline>`).
 const CHILD_ENV: &str = "BISTRO_RESTART_CHILD";
@@ -46,19 +46,6 @@ fn start(root: &Path, deadline: u64) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A record as JSON without its timings (the only field a stop may change).

@@ -339,12 +339,8 @@ fn load_master(
     let master = match fetch_pointed(ctx.bucket, &cache, &ctx.run.model, pointer) {
         Ok(master) => master,
         Err(e) => {
-            let kind = match e {
-                Error::NotFound(_) => FindingKind::Unavailable,
-                _ => FindingKind::Differs,
-            };
             findings.push(
-                kind,
+                missing_or_differs(&e),
                 (Some(r.deadline), None),
                 "master",
                 r.master_revision.to_hex(),
@@ -564,12 +560,8 @@ fn audit_merge(
         return Ok(match verified {
             Ok(()) => Some(*revision),
             Err(e) => {
-                let kind = match e {
-                    Error::NotFound(_) => FindingKind::Unavailable,
-                    _ => FindingKind::Differs,
-                };
                 findings.push(
-                    kind,
+                    missing_or_differs(&e),
                     round,
                     format!("master {}", revision.short()),
                     "merged as its lineage record says",
@@ -580,4 +572,13 @@ fn audit_merge(
         });
     }
     Ok(None)
+}
+
+/// A published object the auditor could not use: gone (`unavailable`), or
+/// there and not what the record says (`differs`).
+fn missing_or_differs(e: &Error) -> FindingKind {
+    match e {
+        Error::NotFound(_) => FindingKind::Unavailable,
+        _ => FindingKind::Differs,
+    }
 }
