@@ -49,8 +49,8 @@ struct Cli {
     /// Tolerance on re-measured losses (relative above 1, absolute below)
     #[arg(long, value_name = "X", default_value_t = DEFAULT_LOSS_TOLERANCE)]
     tolerance: f64,
-    /// The folder a copied local network ran in: its file:// commitments are
-    /// read under the folder holding --chain.dir instead
+    /// The folder a copied local network ran in (absolute, as it was): its
+    /// file:// commitments are read under the folder holding --chain.dir instead
     #[arg(long = "moved-from", value_name = "DIR", value_parser = parse_path)]
     moved_from: Option<PathBuf>,
     /// Downloads go here
@@ -84,7 +84,10 @@ fn run(cli: &Cli) -> bistro::Result<bool> {
         (Some(from), ChainChoice::Embedded(dir)) => {
             let dir = std::fs::canonicalize(dir).map_err(|e| bistro::Error::io(dir, e))?;
             let to = dir.parent().unwrap_or(&dir).to_path_buf();
-            Some((from.clone(), to))
+            // The old folder may be gone: made absolute, not canonicalized
+            // (commitments name the absolute, canonical folder it was).
+            let here = std::env::current_dir().map_err(|e| bistro::Error::io(".", e))?;
+            Some((here.join(from), to))
         }
         (Some(_), ChainChoice::Subtensor(_)) => {
             return Err(bistro::Error::InvalidArgument(

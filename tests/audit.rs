@@ -182,12 +182,24 @@ fn an_honest_run_reproduces_and_each_doctored_value_is_a_finding() {
         vb.put(key, original).unwrap();
     }
 
-    // A delta the miner deleted since: unavailable, not a difference.
-    let delta_key = lines[0]["delta_key"].as_str().unwrap().to_string();
-    let miner = format!("miner-{}", lines[0]["uid"]);
-    let (mb, _) = bucket(&net.root, &miner);
-    let delta = mb.get(&delta_key, u64::MAX).unwrap();
-    mb.delete(&delta_key).unwrap();
+    // What the miners and the bucket did since cannot make the validator
+    // look dishonest: a delta deleted, another replaced under its key, and
+    // the lineage record of the master the second round was judged on
+    // gone — unavailable, never a difference.
+    let delta_of = |line: &Value| {
+        let key = line["delta_key"].as_str().unwrap().to_string();
+        let (mb, _) = bucket(&net.root, &format!("miner-{}", line["uid"]));
+        let bytes = mb.get(&key, u64::MAX).unwrap();
+        (mb, key, bytes)
+    };
+    let (deleted_bucket, deleted_key, deleted) = delta_of(&lines[0]);
+    let (swapped_bucket, swapped_key, swapped) = delta_of(&lines[1]);
+    deleted_bucket.delete(&deleted_key).unwrap();
+    swapped_bucket.put(&swapped_key, b"other bytes").unwrap();
+    let judged_on = lines[0]["master_revision"].as_str().unwrap().to_string();
+    let record_key = format!("master/{judged_on}.lineage.json");
+    let record = vb.get(&record_key, u64::MAX).unwrap();
+    vb.delete(&record_key).unwrap();
     let report = run_audit(&net, net.chain.as_ref(), &config);
     assert!(
         report
@@ -196,8 +208,19 @@ fn an_honest_run_reproduces_and_each_doctored_value_is_a_finding() {
             .all(|f| f.kind == FindingKind::Unavailable),
         "{report}"
     );
-    assert!(found(&report).contains(&(FindingKind::Unavailable, uid(&lines[0]), "delta".into())));
-    mb.put(&delta_key, &delta).unwrap();
+    let fields = found(&report);
+    for line in &lines[..2] {
+        let delta = (FindingKind::Unavailable, uid(line), "delta".to_string());
+        assert!(fields.contains(&delta), "{report}");
+    }
+    let short = &judged_on[..12];
+    assert!(
+        fields.contains(&(FindingKind::Unavailable, None, format!("master {short}"))),
+        "{report}"
+    );
+    deleted_bucket.put(&deleted_key, &deleted).unwrap();
+    swapped_bucket.put(&swapped_key, &swapped).unwrap();
+    vb.put(&record_key, &record).unwrap();
 
     // Tampered run parameters: a finding, and nothing else can be derived.
     let params_key = run_params_key(&net.validator_key.public());

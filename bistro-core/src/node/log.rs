@@ -28,6 +28,11 @@ pub struct EvalRecord {
     /// The block at which that master was published (its pointer's).
     #[serde(default)]
     pub master_block: u64,
+    /// The validator whose master the round was judged on: the lead this
+    /// validator followed, or itself when it led (and so merged the round).
+    /// Absent in records written before it was logged.
+    #[serde(default)]
+    pub lead: Option<PublicKey>,
     /// The uid evaluated.
     pub uid: u16,
     /// Its hotkey at the time.
@@ -196,6 +201,7 @@ mod tests {
             reveal_hash: "00".repeat(32),
             master_revision: Digest::of(b"m"),
             master_block: 10,
+            lead: Some(PublicKey([9; 32])),
             uid,
             hotkey: PublicKey([uid as u8; 32]),
             delta_key: Some("deltas/x/00000000000000000020.delta".into()),

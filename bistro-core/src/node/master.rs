@@ -44,8 +44,13 @@ pub fn max_master_bytes(config: &Config) -> u64 {
         .saturating_add(16 << 20)
 }
 
+/// Where a master lives in a cache folder. Only a verified checkpoint ever
+/// takes this name (a download is verified under a temporary name first;
+/// a saved master is the model's own bytes), so a file here is not hashed
+/// again. (The name differs from the one older versions downloaded into
+/// directly, unverified until after: their files are not trusted.)
 fn cache_path(cache_dir: &Path, revision: &Digest) -> PathBuf {
-    cache_dir.join(format!("master-{}.safetensors", revision.to_hex()))
+    cache_dir.join(format!("verified-master-{}.safetensors", revision.to_hex()))
 }
 
 /// Reads the master pointer from `bucket` and makes sure its checkpoint is
@@ -254,7 +259,10 @@ mod tests {
         let cache = dir.path().join("cache");
         let fetched = fetch_pointed(&bucket, &cache, &config, published.pointer.clone()).unwrap();
         assert_eq!(fetched.revision(), model.revision().unwrap());
-        let name = format!("master-{}.safetensors", fetched.revision().to_hex());
+        let name = format!(
+            "verified-master-{}.safetensors",
+            fetched.revision().to_hex()
+        );
         assert_eq!(files(&cache), std::slice::from_ref(&name));
         // Cached: served without the bucket.
         bucket.delete(&master_key(&fetched.revision())).unwrap();

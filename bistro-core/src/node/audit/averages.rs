@@ -92,9 +92,14 @@ pub(super) fn check_weights(
     };
     let on_chain = nonzero_sorted(row.uids.iter().copied().zip(row.values.iter().copied()));
     let mut newest = None;
+    // The uids the replay holds under each hotkey: a uid registered anew
+    // since the weights were set may be left out by today's metagraph but
+    // not yet by the chain's row, so both sets are tried.
     for (deadline, averages) in history.iter().rev().filter(|(d, _)| *d <= row.block) {
+        let as_replayed: Vec<(u16, PublicKey)> =
+            averages.records().map(|(uid, r)| (uid, r.hotkey)).collect();
         let expected = expected_weights(averages, registered)?;
-        if expected == on_chain {
+        if expected == on_chain || expected_weights(averages, &as_replayed)? == on_chain {
             return Ok(WeightsCheck::Matches {
                 deadline: *deadline,
                 block: row.block,
@@ -178,6 +183,7 @@ mod tests {
             reveal_hash: "00".repeat(32),
             master_revision: Digest::of(b"m"),
             master_block: 0,
+            lead: None,
             uid,
             hotkey: PublicKey([uid as u8; 32]),
             delta_key: None,

@@ -35,6 +35,7 @@ mod published;
 mod round;
 
 use std::fmt;
+use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -49,7 +50,7 @@ use crate::storage::EndpointPolicy;
 use crate::storage::keys::read_master_pointer;
 
 pub use findings::{Finding, FindingKind, close};
-pub use published::{MAX_ROUND_LOG_BYTES, MAX_STATE_BYTES};
+pub use published::{MAX_ROUND_LOG_BYTES, MAX_STATE_BYTES, MAX_UNREADABLE_LINES};
 
 /// The default tolerance on re-measured losses (relative above 1, absolute
 /// below): the same code on the same device gives the same bits; another
@@ -196,7 +197,9 @@ impl fmt::Display for AuditReport {
             )?;
         }
         match &self.weights {
-            WeightsCheck::NotShown => writeln!(f, "weights: the chain shows none")?,
+            WeightsCheck::NotShown => {
+                writeln!(f, "weights: the chain shows none for it (or cannot tell)")?
+            }
             WeightsCheck::Matches { deadline, block } => writeln!(
                 f,
                 "weights: the chain's (block {block}) are the averages after round {deadline}"
@@ -316,6 +319,8 @@ pub fn audit(
     let buckets = Mutex::new(buckets);
     let ctx = round::Context {
         chain,
+        validator: *validator,
+        first_deadline: deadlines[0],
         bucket: bucket.as_ref(),
         buckets: &buckets,
         run: &run,
@@ -323,19 +328,30 @@ pub fn audit(
         data,
         config,
     };
+    // Masters recomputed from their lineage records so far.
+    let mut verified = Vec::new();
     for &deadline in &selected {
-        let later: Vec<Digest> = logs
-            .range(deadline + 1..)
-            .flat_map(|(_, records)| records.iter().map(|r| r.master_revision))
-            .chain(pointer)
-            .fold(Vec::new(), |mut seen, d| {
-                if !seen.contains(&d) {
-                    seen.push(d);
-                }
-                seen
-            });
+        // One master per later round (a round's records share it), then the
+        // pointer: where the round's merge, if any, shows up.
+        let mut later: Vec<Digest> = Vec::new();
+        let named = logs
+            .range((Bound::Excluded(deadline), Bound::Unbounded))
+            .filter_map(|(_, records)| records.first().map(|r| r.master_revision));
+        for revision in named.chain(pointer) {
+            if !later.contains(&revision) {
+                later.push(revision);
+            }
+        }
         let records = logs.get(&deadline).map(Vec::as_slice).unwrap_or_default();
-        let audited = round::audit_round(&ctx, deadline, records, &later, &mut findings, progress)?;
+        let audited = round::audit_round(
+            &ctx,
+            deadline,
+            records,
+            &later,
+            &mut verified,
+            &mut findings,
+            progress,
+        )?;
         report.rounds.push(audited);
     }
     let history = averages::replay(&logs, run.subnet.ema_alpha, &mut findings)?;

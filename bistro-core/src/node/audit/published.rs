@@ -18,6 +18,9 @@ use crate::storage::{Bucket, get_if_present};
 /// The most bytes one round's published log may have.
 pub const MAX_ROUND_LOG_BYTES: u64 = 64 << 20;
 
+/// Unreadable lines of one log reported one by one; the rest are counted.
+pub const MAX_UNREADABLE_LINES: usize = 16;
+
 /// The most bytes a published validator state may have.
 pub const MAX_STATE_BYTES: u64 = 64 << 20;
 
@@ -93,16 +96,23 @@ pub(super) fn parse_log(
     findings: &mut Findings,
 ) -> Vec<EvalRecord> {
     let mut records = Vec::new();
+    let mut uids = std::collections::HashSet::new();
+    let mut unreadable = 0usize;
     for (line, parsed) in parse_lines(bytes) {
         let field = format!("log line {line}");
         match parsed {
-            Err(e) => findings.push(
-                FindingKind::Unreadable,
-                (Some(deadline), None),
-                field,
-                format!("does not parse: {e}"),
-                "-",
-            ),
+            // A hostile log of many bad lines gives a bounded report.
+            Err(_) if unreadable >= MAX_UNREADABLE_LINES => unreadable += 1,
+            Err(e) => {
+                unreadable += 1;
+                findings.push(
+                    FindingKind::Unreadable,
+                    (Some(deadline), None),
+                    field,
+                    format!("does not parse: {e}"),
+                    "-",
+                )
+            }
             Ok(r) if r.deadline != deadline || r.validator != *validator => findings.push(
                 FindingKind::Differs,
                 (Some(deadline), Some(r.uid)),
@@ -110,15 +120,30 @@ pub(super) fn parse_log(
                 format!("{} by {}", r.deadline, r.validator.to_ss58()),
                 format!("{deadline} by {}", validator.to_ss58()),
             ),
-            Ok(r) if records.iter().any(|o: &EvalRecord| o.uid == r.uid) => findings.push(
+            Ok(r) if uids.contains(&r.uid) => findings.push(
                 FindingKind::Differs,
                 (Some(deadline), Some(r.uid)),
                 format!("{field}: uid"),
                 "a second record of the uid in one round",
                 "one record per uid and round",
             ),
-            Ok(r) => records.push(r),
+            Ok(r) => {
+                uids.insert(r.uid);
+                records.push(r);
+            }
         }
+    }
+    if unreadable > MAX_UNREADABLE_LINES {
+        findings.push(
+            FindingKind::Unreadable,
+            (Some(deadline), None),
+            "log lines",
+            format!(
+                "{} more lines do not parse",
+                unreadable - MAX_UNREADABLE_LINES
+            ),
+            "-",
+        );
     }
     records
 }

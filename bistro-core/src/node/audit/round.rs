@@ -14,6 +14,7 @@ use crate::codec::Limits;
 use crate::data::{PageSource, PagedBatch};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::identity::PublicKey;
 use crate::model::Model;
 use crate::node::lineage::{Lineage, MAX_LINEAGE_BYTES, lineage_key, verify_with};
 use crate::node::log::EvalRecord;
@@ -24,7 +25,7 @@ use crate::node::sealing::accepted_rounds;
 use crate::node::validator::measure::{measure_delta, page_losses};
 use crate::node::validator::{
     BucketCache, Candidate, DOWNLOAD_BASE_BUDGET, Expectation, Pin, VALIDATOR_LOGITS_BUDGET,
-    fetch_candidate, round_blocks,
+    fetch_and_check, round_blocks,
 };
 use crate::pages::{global_pages, local_pages};
 use crate::score::{Evaluation, ScoreRule};
@@ -35,6 +36,11 @@ use crate::storage::{Bucket, get_if_present};
 pub(super) struct Context<'a> {
     /// The chain (reveal hashes, beacon pulses, miners' commitments).
     pub chain: &'a dyn Chain,
+    /// The audited validator.
+    pub validator: PublicKey,
+    /// Its earliest published round (whose master may be a genesis: the
+    /// only master without a lineage record).
+    pub first_deadline: u64,
     /// Its bucket.
     pub bucket: &'a dyn Bucket,
     /// The miners' buckets, opened once each.
@@ -65,6 +71,7 @@ pub(super) fn audit_round(
     deadline: u64,
     records: &[EvalRecord],
     later_masters: &[Digest],
+    verified: &mut Vec<Digest>,
     findings: &mut Findings,
     progress: &mut dyn FnMut(&str),
 ) -> Result<RoundAudit> {
@@ -120,7 +127,7 @@ pub(super) fn audit_round(
         findings.expect_eq(at, "master_revision", &r.master_revision, &master_revision);
         findings.expect_eq(at, "master_block", &r.master_block, &first.master_block);
     }
-    check_master_block(ctx, first, findings)?;
+    check_master_origin(ctx, first, verified, findings)?;
 
     let Some(seal_rounds) = accepted_rounds(ctx.chain, params, deadline)? else {
         findings.push(
@@ -177,7 +184,14 @@ pub(super) fn audit_round(
             dest: &dest,
             budget_base: DOWNLOAD_BASE_BUDGET,
         };
-        let fetched = fetch_candidate(ctx.chain, ctx.buckets, &expect, &mut None);
+        let mut pinned_bytes = false;
+        let fetched = fetch_and_check(
+            ctx.chain,
+            ctx.buckets,
+            &expect,
+            &mut None,
+            &mut pinned_bytes,
+        );
         if measuring.is_none() {
             match load_master(ctx, first, &global_ids, findings)? {
                 Some(loaded) => measuring = Some(loaded),
@@ -195,7 +209,11 @@ pub(super) fn audit_round(
             Err(rejection) => Err(rejection),
         };
         let _ = std::fs::remove_file(&dest);
-        compare_outcome(r, measured, ctx.config.tolerance, findings, &mut summary);
+        let found = Found {
+            outcome: measured,
+            pinned_bytes,
+        };
+        compare_outcome(r, found, ctx.config.tolerance, findings, &mut summary);
     }
     summary.merge = audit_merge(
         ctx,
@@ -205,6 +223,9 @@ pub(super) fn audit_round(
         later_masters,
         findings,
     )?;
+    if let Some(merged) = summary.merge {
+        verified.push(merged);
+    }
     Ok(summary)
 }
 
@@ -300,29 +321,81 @@ fn check_verdict(r: &EvalRecord, rule: &ScoreRule, findings: &mut Findings) {
     }
 }
 
-/// The block a record gives for its master is the one the master's lineage
-/// record gives (a genesis master has none).
-fn check_master_block(ctx: &Context<'_>, r: &EvalRecord, findings: &mut Findings) -> Result<()> {
+/// The round's master must come from public data: its lineage record is
+/// recomputed bit for bit (once per audit) and gives the block the records
+/// name. Only the master of the validator's earliest published round may
+/// have no record (a genesis); any other without one is a finding.
+fn check_master_origin(
+    ctx: &Context<'_>,
+    r: &EvalRecord,
+    verified: &mut Vec<Digest>,
+    findings: &mut Findings,
+) -> Result<()> {
+    let round = (Some(r.deadline), None);
     let key = lineage_key(&r.master_revision);
     let Some(bytes) = get_if_present(ctx.bucket, &key, MAX_LINEAGE_BYTES)? else {
+        if r.deadline != ctx.first_deadline {
+            findings.push(
+                FindingKind::Unavailable,
+                round,
+                format!("master {}", r.master_revision.short()),
+                "judged on, with no lineage record",
+                "cannot be derived from public data (only a genesis master has no record)",
+            );
+        }
         return Ok(());
     };
-    match Lineage::from_json(&bytes) {
-        Ok(lineage) => findings.expect_eq(
-            (Some(r.deadline), None),
-            "master_block",
-            &r.master_block,
-            &lineage.block,
-        ),
-        Err(e) => findings.push(
-            FindingKind::Unreadable,
-            (Some(r.deadline), None),
+    let lineage = match Lineage::from_json(&bytes) {
+        Ok(lineage) => lineage,
+        Err(e) => {
+            findings.push(FindingKind::Unreadable, round, key, e, "-");
+            return Ok(());
+        }
+    };
+    findings.expect_eq(round, "master_block", &r.master_block, &lineage.block);
+    if lineage.revision != r.master_revision {
+        findings.push(
+            FindingKind::Differs,
+            round,
             key,
+            format!("a record of {}", lineage.revision.short()),
+            format!("the record of {}", r.master_revision.short()),
+        );
+        return Ok(());
+    }
+    if verified.contains(&r.master_revision) {
+        return Ok(());
+    }
+    match verify_lineage(ctx, &lineage)? {
+        Ok(()) => verified.push(r.master_revision),
+        Err(e) => findings.push(
+            missing_or_differs(&e),
+            round,
+            format!("master {}", r.master_revision.short()),
+            "merged as its lineage record says",
             e,
-            "-",
         ),
     }
     Ok(())
+}
+
+/// Recomputes `lineage`'s master from its parent and deltas
+/// ([`verify_with`]): the inner result says whether it reproduced.
+fn verify_lineage(ctx: &Context<'_>, lineage: &Lineage) -> Result<std::result::Result<(), Error>> {
+    let work = ctx.config.work_dir.join("lineage");
+    let mut buckets = ctx
+        .buckets
+        .lock()
+        .map_err(|_| Error::InvalidArgument("bucket cache".into()))?;
+    Ok(verify_with(
+        ctx.chain,
+        ctx.bucket,
+        lineage,
+        &ctx.run.model,
+        ctx.config.device,
+        &mut buckets,
+        &work,
+    ))
 }
 
 /// Loads the round's master from the validator's bucket (checking its
@@ -349,10 +422,29 @@ fn load_master(
             return Ok(None);
         }
     };
-    let mut model = master.load(&ctx.run.model, ctx.config.device)?;
-    model.set_logits_budget(VALIDATOR_LOGITS_BUDGET);
     let global = ctx.data.paged_batch(global_ids, ctx.run.subnet.seq_len)?;
-    let master_global = page_losses(&model, &global)?;
+    // A published master that loads or measures badly is the validator's
+    // finding, not the auditor's failure.
+    let measured = master
+        .load(&ctx.run.model, ctx.config.device)
+        .and_then(|mut model| {
+            model.set_logits_budget(VALIDATOR_LOGITS_BUDGET);
+            let losses = page_losses(&model, &global)?;
+            Ok((model, losses))
+        });
+    let (model, master_global) = match measured {
+        Ok(measured) => measured,
+        Err(e) => {
+            findings.push(
+                FindingKind::Differs,
+                (Some(r.deadline), None),
+                "master",
+                r.master_revision.to_hex(),
+                format!("cannot be loaded and measured: {e}"),
+            );
+            return Ok(None);
+        }
+    };
     Ok(Some(Measuring {
         master,
         model,
@@ -390,18 +482,35 @@ fn measure(
     })
 }
 
+/// What the auditor found for a record's object.
+struct Found {
+    /// Its measurement, or why it was refused (before or after measuring).
+    outcome: std::result::Result<std::result::Result<Evaluation, Rejection>, Rejection>,
+    /// Whether the miner's bucket served the pinned bytes (size and digest):
+    /// a refusal before that is about the bucket now, which the miner
+    /// controls, not about what the validator judged.
+    pinned_bytes: bool,
+}
+
 /// Compares what the auditor found for a record's object with what the
-/// record says.
+/// record says. Only a verdict on the pinned bytes can contradict the
+/// validator: when the bucket no longer serves them (the miner removed,
+/// replaced or moved them) the record is `unavailable`, never `differs`, so
+/// a miner cannot make an honest validator look dishonest.
 fn compare_outcome(
     r: &EvalRecord,
-    found: std::result::Result<std::result::Result<Evaluation, Rejection>, Rejection>,
+    found: Found,
     tolerance: f64,
     findings: &mut Findings,
     summary: &mut RoundAudit,
 ) {
     let at = (Some(r.deadline), Some(r.uid));
-    let found = found.and_then(|measured| measured);
-    match (&r.evaluation, &r.rejection, found) {
+    let key = r.delta_key.as_deref().unwrap_or("-");
+    let gone = |findings: &mut Findings, why: String| {
+        findings.push(FindingKind::Unavailable, at, "delta", key, why)
+    };
+    let outcome = found.outcome.and_then(|measured| measured);
+    match (&r.evaluation, &r.rejection, outcome) {
         (Some(published), _, Ok(recomputed)) => {
             summary.remeasured += 1;
             let pairs = [
@@ -430,33 +539,47 @@ fn compare_outcome(
                 findings.expect_close(at, field, p, c, tolerance);
             }
         }
-        (_, _, Err(Rejection::Unreachable(why))) => findings.push(
-            FindingKind::Unavailable,
-            at,
-            "delta",
-            r.delta_key.as_deref().unwrap_or("-"),
-            format!("cannot be read now: {why}"),
-        ),
-        (_, _, Err(Rejection::ValidatorError(why))) => findings.push(
-            FindingKind::Unavailable,
-            at,
-            "delta",
-            r.delta_key.as_deref().unwrap_or("-"),
-            format!("the auditor failed: {why}"),
+        (_, _, Err(Rejection::ValidatorError(why))) => {
+            gone(findings, format!("the auditor failed: {why}"))
+        }
+        (Some(_), _, Err(rejection)) if !found.pinned_bytes => gone(
+            findings,
+            format!("the bucket no longer serves the judged bytes: {rejection}"),
         ),
         (Some(_), _, Err(rejection)) => findings.push(
             FindingKind::Differs,
             at,
             "evaluation",
             "evaluated",
-            format!("the object is refused: {rejection}"),
+            format!("the judged bytes are refused: {rejection}"),
         ),
         (None, Some(published), Err(recomputed)) => {
-            summary.rechecked += 1;
-            if published.code() != recomputed.code() {
+            if published.code() == recomputed.code() {
+                summary.rechecked += 1;
+            } else if !found.pinned_bytes {
+                gone(
+                    findings,
+                    format!(
+                        "rejected as {}; the bucket now answers: {recomputed}",
+                        published.code()
+                    ),
+                );
+            } else {
+                summary.rechecked += 1;
                 findings.push(FindingKind::Differs, at, "rejection", published, recomputed);
             }
         }
+        // The bucket serves the pinned bytes now, but may not have at the
+        // download (content swapped after the listing): the word of the
+        // validator against the bucket's, undecidable.
+        (None, Some(published @ Rejection::Corrupt(_)), Ok(_)) => gone(
+            findings,
+            format!(
+                "rejected as {}; the bucket now serves the pinned bytes, which pass: \
+                 undecidable (they may have been swapped back)",
+                published.code()
+            ),
+        ),
         (None, published, Ok(_)) => {
             summary.rechecked += 1;
             findings.push(
@@ -503,7 +626,11 @@ fn audit_merge(
         if lineage.deadline != deadline || lineage.parent != master {
             continue;
         }
-        for d in &lineage.deltas {
+        // The merged deltas are this log's only when this validator led the
+        // round (a follower mirrors the lead's merge, judged by the lead's
+        // own log: audit that validator for it).
+        let led = records.iter().all(|r| r.lead == Some(ctx.validator));
+        for d in lineage.deltas.iter().filter(|_| led) {
             let at = (Some(deadline), Some(d.uid));
             let field = format!("merged into {}", revision.short());
             match records.iter().find(|r| r.uid == d.uid) {
@@ -543,20 +670,7 @@ fn audit_merge(
                 ),
             }
         }
-        let work = ctx.config.work_dir.join("lineage");
-        let mut buckets = ctx
-            .buckets
-            .lock()
-            .map_err(|_| Error::InvalidArgument("bucket cache".into()))?;
-        let verified = verify_with(
-            ctx.chain,
-            ctx.bucket,
-            &lineage,
-            &ctx.run.model,
-            ctx.config.device,
-            &mut buckets,
-            &work,
-        );
+        let verified = verify_lineage(ctx, &lineage)?;
         return Ok(match verified {
             Ok(()) => Some(*revision),
             Err(e) => {

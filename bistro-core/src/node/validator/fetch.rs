@@ -154,6 +154,23 @@ pub fn fetch_candidate(
     expect: &Expectation<'_>,
     seen: &mut Option<Seen>,
 ) -> Result<Candidate, Rejection> {
+    fetch_and_check(chain, buckets, expect, seen, &mut false)
+}
+
+/// [`fetch_candidate`], telling in `pinned_bytes` whether the bucket served
+/// the pinned bytes (its size and digest matched the pin): a rejection
+/// after that is about those bytes, one before it about the bucket now (its
+/// commitment, its reachability, what it serves under the key) or about
+/// the pin itself. An auditor re-checking a round long after needs the
+/// difference.
+pub fn fetch_and_check(
+    chain: &dyn Chain,
+    buckets: &Mutex<BucketCache>,
+    expect: &Expectation<'_>,
+    seen: &mut Option<Seen>,
+    pinned_bytes: &mut bool,
+) -> Result<Candidate, Rejection> {
+    *pinned_bytes = false;
     let raw = chain
         .commitment(expect.netuid, &expect.hotkey)
         .map_err(|e| Rejection::ValidatorError(format!("chain: {e}")))?
@@ -211,6 +228,7 @@ pub fn fetch_candidate(
         let _ = std::fs::remove_file(&sealed);
         return Err(why);
     }
+    *pinned_bytes = true;
     let opened = open_upload(
         chain,
         expect.seal_rounds,

@@ -212,6 +212,7 @@ impl Validator {
             reveal_hash: crate::digest::Digest(round.reveal_hash).to_hex(),
             master_revision: self.master.revision(),
             master_block: self.master.pointer.block,
+            lead: Some(round.lead),
             uid,
             hotkey,
             delta_key: seen.as_ref().map(|o| o.key.clone()),

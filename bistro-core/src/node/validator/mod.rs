@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 
 pub use fetch::{
     BucketCache, Candidate, DOWNLOAD_BASE_BUDGET, Expectation, FetchBudget, Fetched,
-    MIN_DOWNLOAD_RATE, Seen, download_budget, fetch_all, fetch_candidate,
+    MIN_DOWNLOAD_RATE, Seen, download_budget, fetch_all, fetch_and_check, fetch_candidate,
 };
 pub use follow::{LeadView, MAX_CATCH_UP, MAX_HELD};
 pub use report::{RoundReport, RoundRow};
@@ -136,6 +136,9 @@ pub struct Validator {
 /// block and hash, the global pages and the master's losses on them.
 struct RoundPages {
     deadline: u64,
+    /// The validator whose master the round is judged on (this one when it
+    /// leads).
+    lead: PublicKey,
     reveal_block: u64,
     reveal_hash: [u8; 32],
     global_ids: Vec<u64>,
@@ -341,6 +344,7 @@ impl Validator {
         let master_global = page_losses(&self.model, &global)?;
         let round = RoundPages {
             deadline,
+            lead: lead.lead,
             reveal_block,
             reveal_hash,
             global_ids,
