@@ -311,6 +311,7 @@ struct NetworkRun {
     plan: PagePlan,
     merged_per_round: Vec<usize>,
     published_per_round: Vec<bool>,
+    restarted_per_round: Vec<bool>,
     seconds: f64,
 }
 
@@ -398,6 +399,7 @@ fn run_network(
     let mut plan = PagePlan::new();
     let mut merged_per_round = Vec::new();
     let mut published_per_round = Vec::new();
+    let mut restarted_per_round = Vec::new();
     let mut trained_tokens = 0u64;
     for round in 0..s.rounds {
         let block = chain.block()?.number;
@@ -456,23 +458,31 @@ fn run_network(
         let loss = report.heldout_loss.unwrap_or(f64::NAN);
         let merged = report.rows.iter().filter(|r| r.merged).count();
         let published = report.master_after != report.master_before;
+        // A refused momentum step falls back to the plain mean.
+        let restarted = s.merge.rule.has_momentum() && report.merged_with == Some(MergeRule::Mean);
         println!(
             "  network round {}/{}: {merged} of {} deltas merged{}, held-out loss {loss:.4}",
             round + 1,
             s.rounds,
             s.miners,
-            if published { "" } else { " (master kept)" },
+            match (published, restarted) {
+                (false, _) => " (master kept)",
+                (true, true) => " (momentum restarted: plain mean)",
+                (true, false) => "",
+            },
         );
         curve.points.push((trained_tokens, loss));
         plan.push(round_plan);
         merged_per_round.push(merged);
         published_per_round.push(published);
+        restarted_per_round.push(restarted);
     }
     Ok(NetworkRun {
         curve,
         plan,
         merged_per_round,
         published_per_round,
+        restarted_per_round,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -545,6 +555,8 @@ struct Summary {
     within_two_percent: bool,
     merged_per_round: Vec<usize>,
     published_per_round: Vec<bool>,
+    /// Rounds whose momentum step was refused and whose plain mean went in.
+    restarted_per_round: Vec<bool>,
 }
 
 fn summarize(curve: Curve, target: f64, seconds: f64) -> RunSummary {
@@ -619,6 +631,7 @@ fn run(cli: Cli) -> Result<()> {
         within_two_percent: network.curve.last().1 <= target * 1.02,
         merged_per_round: network.merged_per_round.clone(),
         published_per_round: network.published_per_round.clone(),
+        restarted_per_round: network.restarted_per_round.clone(),
         network: summarize(network.curve.clone(), target, network.seconds),
         centralized: summarize(centralized, target, c_secs),
         alone: summarize(alone, target, a_secs),

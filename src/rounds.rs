@@ -32,7 +32,10 @@ pub fn print_round(report: &RoundReport, label_of: impl Fn(u16) -> String) {
             .merged_global_loss
             .map_or(String::new(), |l| format!(", merged candidate {l:.4}")),
         if report.master_after != report.master_before {
-            format!(" -> new master {}", report.master_after.short())
+            let rule = report
+                .merged_with
+                .map_or(String::new(), |r| format!(" ({r})"));
+            format!(" -> new master {}{rule}", report.master_after.short())
         } else {
             " (master kept)".into()
         }
@@ -242,6 +245,7 @@ mod tests {
             master_after: Digest([1; 32]),
             master_global_loss: 10.0 - deadline as f64 / 10.0,
             merged_global_loss: None,
+            merged_with: None,
             heldout_loss: Some(9.0),
             rows: vec![row(1), row(2)],
             weights,

@@ -31,6 +31,20 @@ impl Net {
     }
 }
 
+/// Verifies the lineage record `l` of the validator's bucket `vb` from
+/// public data, downloading into a folder of its own (`name`).
+fn verify_record(net: &Net, vb: &dyn Bucket, l: &Lineage, name: &str) -> bistro::Result<()> {
+    verify(
+        net.chain.as_ref(),
+        vb,
+        l,
+        &net.model,
+        Device::Cpu,
+        EndpointPolicy::Any,
+        &net.root.join("verify").join(name),
+    )
+}
+
 #[test]
 fn a_nesterov_merge_is_reproduced_bit_for_bit_from_what_the_validator_publishes() {
     let net = net();
@@ -118,17 +132,7 @@ fn a_nesterov_merge_is_reproduced_bit_for_bit_from_what_the_validator_publishes(
         lineage.deltas.iter().map(|d| d.uid).collect::<Vec<_>>(),
         merged
     );
-    let check = |l: &Lineage, name: &str| {
-        verify(
-            net.chain.as_ref(),
-            vb.as_ref(),
-            l,
-            &net.model,
-            Device::Cpu,
-            EndpointPolicy::Any,
-            &net.root.join("verify").join(name),
-        )
-    };
+    let check = |l: &Lineage, name: &str| verify_record(&net, vb.as_ref(), l, name);
     check(&lineage, "honest").unwrap();
     let mut heavier = lineage.clone();
     heavier.deltas[0].weight *= 2.0;
@@ -159,6 +163,59 @@ fn a_nesterov_merge_is_reproduced_bit_for_bit_from_what_the_validator_publishes(
     let refused = validator.run_round(deadline);
     assert!(refused.is_err(), "{refused:?}");
     assert_eq!(validator.master().revision(), next);
+}
+
+#[test]
+fn a_refused_momentum_step_restarts_the_momentum_with_a_plain_mean() {
+    let net = net();
+    // An outer step far too long (from zero momentum it moves the master by
+    // 1000 · 1.9 · u): its candidate is worse than the master.
+    let merge = MergeConfig {
+        rule: MergeRule::Nesterov {
+            lr: 1000.0,
+            momentum: 0.9,
+        },
+        ..MergeConfig::default()
+    };
+    let mut validator = net.validator(merge);
+    net.register(1);
+    net.register(2);
+    let mut miners = vec![net.training_miner(1), net.training_miner(2)];
+    let (deadline, _) = net.work(&mut miners, &mut [&mut validator]);
+    let report = validator.run_round(deadline).unwrap();
+
+    // The plain mean of the same deltas went in instead.
+    assert_ne!(report.master_after, report.master_before, "{report:?}");
+    assert_eq!(report.merged_with, Some(MergeRule::Mean), "{report:?}");
+    assert!(report.merged_global_loss.unwrap() < report.master_global_loss);
+    assert_eq!(report.rows.iter().filter(|r| r.merged).count(), 2);
+
+    // Its record names `mean` and verifies from public data; a record that
+    // claims the configured rule does not.
+    let (vb, _) = bucket(&net.root, "validator");
+    let next = report.master_after;
+    let record = vb.get(&lineage_key(&next), 1 << 20).unwrap();
+    let lineage = Lineage::from_json(&record).unwrap();
+    assert_eq!(lineage.rule, "mean");
+    verify_record(&net, vb.as_ref(), &lineage, "mean").unwrap();
+    let mut claimed = lineage.clone();
+    claimed.rule = merge.rule.to_string();
+    assert!(verify_record(&net, vb.as_ref(), &claimed, "claimed").is_err());
+
+    // Its outer state holds no momentum: the next step starts from zero.
+    let path = net.root.join("restarted.outer");
+    vb.get_to_file(&outer_state_key(&next), &path, u64::MAX)
+        .unwrap();
+    let state = OuterState::load(&path, &net.model, next).unwrap();
+    assert_eq!(state.rule(), MergeRule::Mean);
+    assert_eq!(state.steps(), 1);
+    let names = Model::new(net.model.clone(), 0, Device::Cpu)
+        .unwrap()
+        .parameters();
+    assert!(!names.is_empty());
+    for info in &names {
+        assert!(state.momentum(&info.name).is_none(), "{}", info.name);
+    }
 }
 
 #[test]

@@ -6,9 +6,10 @@ use super::measure::{mean, page_losses_or_nan};
 use super::{RoundPages, Validator, load_for_eval};
 use crate::codec::Limits;
 use crate::error::{Error, Result};
+use crate::model::outer::{MergeRule, OuterState, merge_into};
 use crate::node::lineage::{LINEAGE_VERSION, Lineage, MergedDelta, lineage_key};
 use crate::node::log::EvalRecord;
-use crate::node::master::publish_model;
+use crate::node::master::{fetch_outer_state, publish_model};
 
 impl Validator {
     /// The uids merged at `deadline` if the current master is that merge
@@ -31,20 +32,25 @@ impl Validator {
     /// configured outer optimizer ([`crate::model::outer`]); publishes it —
     /// the outer state first, then the checkpoint and the pointer — when it
     /// beats the master on the round's global pages, otherwise reloads the
-    /// master. Keeps in `mergeable` the uids that went in. A corrupt or mismatched outer
-    /// state of the master is an error: nothing is merged or published from
-    /// it.
+    /// master. A refused candidate of a rule with momentum is followed by a
+    /// second one, the same deltas as a plain mean (a momentum restart: a
+    /// mean step drops the buffer, and the lineage record names `mean`), so
+    /// a buffer that overshoots is not applied again round after round.
+    /// Keeps in `mergeable` the uids that went in and returns the global
+    /// loss of the last candidate tried and the rule of the published one.
+    /// A corrupt or mismatched outer state of the master is an error:
+    /// nothing is merged or published from it.
     pub(super) fn merge(
         &mut self,
         mergeable: &mut Vec<u16>,
         records: &[EvalRecord],
         round: &RoundPages,
         master_global: f64,
-    ) -> Result<Option<f64>> {
-        use crate::model::outer::{MergeWeighting, OuterState, merge_into};
-        use crate::node::master::{fetch_outer_state, publish_outer_state};
+    ) -> Result<(Option<f64>, Option<MergeRule>)> {
+        use crate::model::outer::MergeWeighting;
+        use crate::node::master::publish_outer_state;
         if mergeable.is_empty() {
-            return Ok(None);
+            return Ok((None, None));
         }
         let merge = self.config.merge;
         merge.validate()?;
@@ -68,6 +74,47 @@ impl Validator {
         let weights = merge.weights(&scored);
         *mergeable = weights.iter().map(|w| w.0).collect();
         let masters = self.config.work_dir.join("masters");
+        let mut rule = merge.rule;
+        let (mut outer, mut merged) = self.candidate(rule, &weights, round)?;
+        if !(merged < master_global) && rule.has_momentum() {
+            rule = MergeRule::Mean;
+            self.model = load_for_eval(&self.master, &self.config)?;
+            (outer, merged) = self.candidate(rule, &weights, round)?;
+        }
+        let published = if merged < master_global {
+            let block = self.chain.block()?.number.max(round.deadline);
+            let revision = self.model.revision()?;
+            outer.set_master(revision);
+            publish_outer_state(&outer, self.bucket.as_ref(), &masters)?;
+            let lineage = self.lineage(records, round.deadline, block, revision, rule, &weights)?;
+            self.bucket
+                .put(&lineage_key(&revision), &lineage.to_json()?)?;
+            self.master = publish_model(&self.model, self.bucket.as_ref(), &masters, block)?;
+            self.hold(revision);
+            self.state.copies.clear();
+            self.state.copies_master = self.master.revision();
+            Some(rule)
+        } else {
+            self.model = load_for_eval(&self.master, &self.config)?;
+            mergeable.clear();
+            None
+        };
+        self.state.save(&self.config.work_dir.join("state.json"))?;
+        Ok((Some(merged), published))
+    }
+
+    /// Applies the deltas `weights` names (downloaded this round) to the
+    /// model with `rule`, from the master's published outer state (none:
+    /// zero momentum), and measures the candidate on the round's global
+    /// pages: the outer state after the step and the mean loss (NaN when a
+    /// delta could not be merged; the model then needs a reload).
+    fn candidate(
+        &mut self,
+        rule: MergeRule,
+        weights: &[(u16, f32)],
+        round: &RoundPages,
+    ) -> Result<(OuterState, f64)> {
+        let masters = self.config.work_dir.join("masters");
         let mut outer = fetch_outer_state(
             self.bucket.as_ref(),
             &masters,
@@ -86,41 +133,16 @@ impl Validator {
         let merged = opened.and_then(|files| {
             let deltas: Vec<_> = files
                 .iter()
-                .zip(&weights)
+                .zip(weights)
                 .map(|(f, (_, w))| (f.reader(), *w))
                 .collect();
-            merge_into(&mut self.model, &deltas, merge.rule, &mut outer)
+            merge_into(&mut self.model, &deltas, rule, &mut outer)
         });
-        let merged = match merged {
+        let losses = match merged {
             Ok(()) => page_losses_or_nan(&self.model, &round.global),
             Err(_) => vec![f64::NAN],
         };
-        let merged = mean(&merged);
-        if merged < master_global {
-            let block = self.chain.block()?.number.max(round.deadline);
-            let revision = self.model.revision()?;
-            outer.set_master(revision);
-            publish_outer_state(&outer, self.bucket.as_ref(), &masters)?;
-            let lineage = self.lineage(
-                records,
-                round.deadline,
-                block,
-                revision,
-                merge.rule,
-                &weights,
-            )?;
-            self.bucket
-                .put(&lineage_key(&revision), &lineage.to_json()?)?;
-            self.master = publish_model(&self.model, self.bucket.as_ref(), &masters, block)?;
-            self.hold(revision);
-            self.state.copies.clear();
-            self.state.copies_master = self.master.revision();
-        } else {
-            self.model = load_for_eval(&self.master, &self.config)?;
-            mergeable.clear();
-        }
-        self.state.save(&self.config.work_dir.join("state.json"))?;
-        Ok(Some(merged))
+        Ok((outer, mean(&losses)))
     }
 
     /// The lineage record of the master `revision` merged at `deadline`
@@ -132,7 +154,7 @@ impl Validator {
         deadline: u64,
         block: u64,
         revision: crate::digest::Digest,
-        rule: crate::model::outer::MergeRule,
+        rule: MergeRule,
         weights: &[(u16, f32)],
     ) -> Result<Lineage> {
         let mut deltas = Vec::new();

@@ -369,15 +369,15 @@ impl Validator {
             .collect();
         mergeable.sort_unstable();
         mergeable.dedup();
-        let merged_global_loss = match self.merged_at(deadline)? {
+        let (merged_global_loss, merged_with) = match self.merged_at(deadline)? {
             Some(merged) => {
                 mergeable = merged;
-                None
+                (None, None)
             }
             // Followers never publish masters of their own.
             None if !self.leading => {
                 mergeable.clear();
-                None
+                (None, None)
             }
             None => self.merge(&mut mergeable, &records, &round, master_global)?,
         };
@@ -402,6 +402,7 @@ impl Validator {
             master_after: self.master.revision(),
             master_global_loss: master_global,
             merged_global_loss,
+            merged_with,
             heldout_loss,
             rows,
             weights,

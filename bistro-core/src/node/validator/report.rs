@@ -48,6 +48,12 @@ pub struct RoundReport {
     pub master_global_loss: f64,
     /// Loss of the merged candidate on the same pages, when one was tried.
     pub merged_global_loss: Option<f64>,
+    /// The outer rule of the master this round published: the configured
+    /// one, or `mean` when a candidate of a rule with momentum was refused
+    /// and the plain mean of the same deltas was not (the momentum
+    /// restarts); `None` when this run published none.
+    #[serde(default)]
+    pub merged_with: Option<crate::model::outer::MergeRule>,
     /// Loss of `master_after` on the held-out pages, when configured.
     pub heldout_loss: Option<f64>,
     /// One row per uid judged.
