@@ -74,14 +74,16 @@ impl Validator {
         let weights = merge.weights(&scored);
         *mergeable = weights.iter().map(|w| w.0).collect();
         let masters = self.config.work_dir.join("masters");
+        // A NaN loss (a delta that could not be merged) never beats it.
+        let beats_master = |loss: f64| loss < master_global;
         let mut rule = merge.rule;
         let (mut outer, mut merged) = self.candidate(rule, &weights, round)?;
-        if !(merged < master_global) && rule.has_momentum() {
+        if !beats_master(merged) && rule.has_momentum() {
             rule = MergeRule::Mean;
             self.model = load_for_eval(&self.master, &self.config)?;
             (outer, merged) = self.candidate(rule, &weights, round)?;
         }
-        let published = if merged < master_global {
+        let published = if beats_master(merged) {
             let block = self.chain.block()?.number.max(round.deadline);
             let revision = self.model.revision()?;
             outer.set_master(revision);
