@@ -749,7 +749,15 @@ fn with_moving_chain<T>(net: &Net, f: impl FnOnce() -> T) -> T {
 
 #[test]
 fn a_miner_round_trains_checks_the_master_again_uploads_and_waits_for_the_deadline() {
-    let net = net();
+    // The validator never runs a round here, so it is live only while its
+    // pointer is recent; the chain moves with the clock, and on a loaded
+    // machine two rounds of training outlast the usual window (the miner
+    // then finds no master). A window longer than any run keeps it live.
+    let net = common::net(|p| {
+        p.local_pages = 2;
+        p.global_pages = 2;
+        p.failover_rounds = 1_000_000;
+    });
     net.miner(1);
     let validator = net.validator(0);
     let mut miner = net.training_miner(1);
