@@ -16,10 +16,18 @@
 //! final ratios and the tokens each needs to reach the centralized run's
 //! final loss; writes `efficiency.svg` and `efficiency.json` into `--dir`.
 //!
+//! The two baselines do not depend on how the network merges: the pages
+//! each step trains on come from the miners' windows, not from the master.
+//! `--baselines FILE` takes them from an earlier run's `efficiency.json`
+//! instead of training them again (the slower two thirds of a run), after
+//! checking that the file's settings are this run's but for the merge, and
+//! that its page plan (digest) and per-round token counts are this run's;
+//! the summary names the file.
+//!
 //! ```text
 //! cargo run --release --example efficiency -- [--miners K] [--steps H] [--rounds R]
 //!     [--preset tiny] [--seed N] [--merge nesterov-0.7-0.9|mean]
-//!     [--weighting uniform|score] [--top G] [--dir out/efficiency]
+//!     [--weighting uniform|score] [--top G] [--baselines FILE] [--dir out/efficiency]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -119,6 +127,9 @@ struct Cli {
     /// Output folder (replaced)
     #[arg(long, value_name = "DIR", default_value = "out/efficiency")]
     dir: PathBuf,
+    /// Take the baselines from an earlier run's efficiency.json (same settings but the merge)
+    #[arg(long, value_name = "FILE")]
+    baselines: Option<PathBuf>,
 }
 
 fn merge_rule(spec: &str) -> std::result::Result<MergeRule, String> {
@@ -192,6 +203,8 @@ struct Settings {
     device: String,
     #[serde(skip)]
     dir: PathBuf,
+    #[serde(skip)]
+    baselines: Option<PathBuf>,
 }
 
 /// The settings of a parsed command line (each flag checked as it was read).
@@ -214,6 +227,7 @@ fn settings(cli: Cli) -> Result<Settings> {
         encoding: cli.encoding,
         device: cli.device,
         dir: cli.dir,
+        baselines: cli.baselines,
     })
 }
 
@@ -270,7 +284,7 @@ fn tokens(batch: &Batch) -> u64 {
 }
 
 /// A curve of held-out loss against tokens trained on.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Curve {
     /// `(tokens, held-out loss)` after each round (first point: genesis).
     points: Vec<(u64, f64)>,
@@ -304,6 +318,48 @@ impl Curve {
 
 /// The pages each miner trained on in each step of each round.
 type PagePlan = Vec<Vec<Vec<Vec<u64>>>>;
+
+/// The BLAKE3 of a page plan (every page id in order, with the shape).
+fn plan_digest(plan: &PagePlan) -> String {
+    let mut h = bistro::digest::Hasher::new();
+    h.update(b"bistro.efficiency.plan");
+    for round in plan {
+        h.update(&(round.len() as u64).to_le_bytes());
+        for step in round {
+            h.update(&(step.len() as u64).to_le_bytes());
+            for pages in step {
+                h.update(&(pages.len() as u64).to_le_bytes());
+                for page in pages {
+                    h.update(&page.to_le_bytes());
+                }
+            }
+        }
+    }
+    h.finalize().to_hex()
+}
+
+/// The tokens trained on by the end of each round (first: 0) by a trainer
+/// on the pages of the miners `which` selects.
+fn token_counts(
+    data: &Arc<dyn PageSource>,
+    plan: &PagePlan,
+    which: &dyn Fn(usize) -> bool,
+) -> Result<Vec<u64>> {
+    let seq_len = subnet_params(data.as_ref())?.seq_len;
+    let mut counts = vec![0];
+    let mut trained = 0;
+    for steps in plan {
+        for step in steps {
+            for (k, pages) in step.iter().enumerate() {
+                if which(k) {
+                    trained += tokens(&data.batch(pages, seq_len)?);
+                }
+            }
+        }
+        counts.push(trained);
+    }
+    Ok(counts)
+}
 
 /// What the network run produced.
 struct NetworkRun {
@@ -557,6 +613,89 @@ struct Summary {
     published_per_round: Vec<bool>,
     /// Rounds whose momentum step was refused and whose plain mean went in.
     restarted_per_round: Vec<bool>,
+    /// The BLAKE3 of the pages every step trained on ([`plan_digest`]).
+    plan_digest: String,
+    /// The earlier run whose baselines this one reused (`--baselines`).
+    baselines_from: Option<PathBuf>,
+}
+
+/// An earlier run's summary whose baselines a run may reuse (`--baselines`).
+struct EarlierRun {
+    path: PathBuf,
+    summary: serde_json::Value,
+}
+
+impl EarlierRun {
+    fn refuse(&self, why: String) -> Error {
+        Error::InvalidArgument(format!("--baselines {}: {why}", self.path.display()))
+    }
+}
+
+/// Reads the earlier run `path` and checks, before anything is trained,
+/// that its settings are `s` but for the merge.
+fn earlier_run(path: &Path, s: &Settings) -> Result<EarlierRun> {
+    use serde_json::Value;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut earlier = EarlierRun {
+        path: path.to_path_buf(),
+        summary: Value::Null,
+    };
+    earlier.summary = serde_json::from_slice(&bytes).map_err(|e| earlier.refuse(e.to_string()))?;
+    let without_merge = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(map) = v.as_object_mut() {
+            map.remove("merge");
+        }
+        v
+    };
+    let ours = serde_json::to_value(s).map_err(|e| earlier.refuse(e.to_string()))?;
+    let theirs = &earlier.summary["settings"];
+    if without_merge(theirs) != without_merge(&ours) {
+        return Err(earlier.refuse(format!("its settings {theirs} are not this run's {ours}")));
+    }
+    Ok(earlier)
+}
+
+/// The centralized and alone baselines (curve, seconds) of `earlier`,
+/// after checking that they are this run's: the same genesis held-out
+/// loss, the same page plan (its digest, when the file has one) and the
+/// same tokens after every round.
+fn reuse_baselines(
+    earlier: &EarlierRun,
+    data: &Arc<dyn PageSource>,
+    network: &NetworkRun,
+) -> Result<((Curve, f64), (Curve, f64))> {
+    use serde_json::Value;
+    let refuse = |why: String| earlier.refuse(why);
+    let digest = plan_digest(&network.plan);
+    match earlier.summary.get("plan_digest").and_then(Value::as_str) {
+        Some(theirs) if theirs != digest => {
+            return Err(refuse(format!("page plan {theirs}, this run's {digest}")));
+        }
+        _ => {}
+    }
+    let genesis_loss = network.curve.points[0].1;
+    let baseline = |name: &str, which: &dyn Fn(usize) -> bool| -> Result<(Curve, f64)> {
+        let run = &earlier.summary[name];
+        let curve: Curve = serde_json::from_value(run["curve"].clone())
+            .map_err(|e| refuse(format!("{name}: {e}")))?;
+        let tokens: Vec<u64> = curve.points.iter().map(|p| p.0).collect();
+        if tokens != token_counts(data, &network.plan, which)? {
+            return Err(refuse(format!(
+                "{name} trained on other pages: tokens {tokens:?}"
+            )));
+        }
+        if curve.points.first().map(|p| p.1.to_bits()) != Some(genesis_loss.to_bits()) {
+            return Err(refuse(format!(
+                "{name} started from another genesis master"
+            )));
+        }
+        Ok((curve, run["seconds"].as_f64().unwrap_or(f64::NAN)))
+    };
+    Ok((
+        baseline("centralized", &|_| true)?,
+        baseline("alone", &|k| k == 0)?,
+    ))
 }
 
 fn summarize(curve: Curve, target: f64, seconds: f64) -> RunSummary {
@@ -572,6 +711,12 @@ fn summarize(curve: Curve, target: f64, seconds: f64) -> RunSummary {
 
 fn run(cli: Cli) -> Result<()> {
     let s = settings(cli)?;
+    // Read before the output folder is replaced (it may hold the file).
+    let earlier = s
+        .baselines
+        .as_deref()
+        .map(|path| earlier_run(path, &s))
+        .transpose()?;
     if s.dir.join("chain").exists() {
         std::fs::remove_dir_all(&s.dir).map_err(|e| Error::io(&s.dir, e))?;
     }
@@ -602,28 +747,32 @@ fn run(cli: Cli) -> Result<()> {
     let network = run_network(&s, &data, &heldout, &config, device)?;
     let genesis_path = s.dir.join("genesis.safetensors");
     model::set_threads(2);
-    let (centralized, c_secs) = run_trainer(
-        &s,
-        &data,
-        &heldout,
-        &genesis_path,
-        &config,
-        device,
-        &network.plan,
-        &|_| true,
-        "centralized",
-    )?;
-    let (alone, a_secs) = run_trainer(
-        &s,
-        &data,
-        &heldout,
-        &genesis_path,
-        &config,
-        device,
-        &network.plan,
-        &|k| k == 0,
-        "alone",
-    )?;
+    let ((centralized, c_secs), (alone, a_secs)) = match &earlier {
+        Some(earlier) => {
+            let reused = reuse_baselines(earlier, &data, &network)?;
+            println!("  baselines: from {} (checked)", earlier.path.display());
+            reused
+        }
+        None => {
+            let train = |label: &str, which: &dyn Fn(usize) -> bool| {
+                run_trainer(
+                    &s,
+                    &data,
+                    &heldout,
+                    &genesis_path,
+                    &config,
+                    device,
+                    &network.plan,
+                    which,
+                    label,
+                )
+            };
+            (
+                train("centralized", &|_| true)?,
+                train("alone", &|k| k == 0)?,
+            )
+        }
+    };
     let target = centralized.last().1;
     let summary = Summary {
         network_over_centralized: network.curve.last().1 / target,
@@ -632,6 +781,8 @@ fn run(cli: Cli) -> Result<()> {
         merged_per_round: network.merged_per_round.clone(),
         published_per_round: network.published_per_round.clone(),
         restarted_per_round: network.restarted_per_round.clone(),
+        plan_digest: plan_digest(&network.plan),
+        baselines_from: s.baselines.clone(),
         network: summarize(network.curve.clone(), target, network.seconds),
         centralized: summarize(centralized, target, c_secs),
         alone: summarize(alone, target, a_secs),

@@ -505,7 +505,9 @@ typedef struct bistro_score_rule {
      */
     double max_global_harm;
     /**
-     * A delta is mergeable when its global relative gain is above this.
+     * The global relative gain a delta must show to be merged: a scored
+     * delta unless `global_gain + z * se_global` is at or under it, one
+     * that is not specific when `global_gain` is above it.
      */
     double min_merge_gain;
 } bistro_score_rule;

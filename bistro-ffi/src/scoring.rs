@@ -27,7 +27,9 @@ pub struct bistro_score_rule {
     pub confidence_z: f64,
     /// The global relative gain may be as low as `-max_global_harm` (non-negative).
     pub max_global_harm: f64,
-    /// A delta is mergeable when its global relative gain is above this.
+    /// The global relative gain a delta must show to be merged: a scored
+    /// delta unless `global_gain + z * se_global` is at or under it, one
+    /// that is not specific when `global_gain` is above it.
     pub min_merge_gain: f64,
 }
 

@@ -244,7 +244,11 @@ def py_judge(rule, lm, ld, gm, gd):
     else:
         reason = "scored"
     score = min(max(specific, 0.0), 1.0) if reason == "scored" else 0.0
-    mergeable = reason in ("scored", "not_specific") and glob > rule["min_merge_gain"]
+    if reason == "scored":
+        # Fresh work on its window: dropped only when confidently no help.
+        mergeable = glob + rule["confidence_z"] * glob_se > rule["min_merge_gain"]
+    else:
+        mergeable = reason == "not_specific" and glob > rule["min_merge_gain"]
     return reason, score, mergeable
 
 
