@@ -215,7 +215,7 @@ enum bistro_verdict_reason
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
     /**
-     * Passed every gate; the score is the specific gain.
+     * Passed every gate; the score is the specific gain (at most the local gain).
      */
     BISTRO_VERDICT_SCORED = 0,
     /**
@@ -493,7 +493,8 @@ typedef struct bistro_score_rule {
      */
     double min_local_gain;
     /**
-     * The one-sided bound `specific_gain - z * specific_se` must be above this.
+     * The one-sided bound `min(specific_gain, local_gain) - z * specific_se`
+     * must be above this.
      */
     double min_specificity;
     /**

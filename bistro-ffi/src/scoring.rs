@@ -21,7 +21,8 @@ use crate::status::{Failure, FfiResult, bistro_status};
 pub struct bistro_score_rule {
     /// The mean local relative gain must be above this to count.
     pub min_local_gain: f64,
-    /// The one-sided bound `specific_gain - z * specific_se` must be above this.
+    /// The one-sided bound `min(specific_gain, local_gain) - z * specific_se`
+    /// must be above this.
     pub min_specificity: f64,
     /// `z` of that bound (non-negative).
     pub confidence_z: f64,
@@ -61,7 +62,7 @@ impl From<&bistro_score_rule> for ScoreRule {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum bistro_verdict_reason {
-    /// Passed every gate; the score is the specific gain.
+    /// Passed every gate; the score is the specific gain (at most the local gain).
     BISTRO_VERDICT_SCORED = 0,
     /// A loss was NaN, infinite or negative, or the page lists were unusable
     /// (empty, or master and with-delta of different lengths).

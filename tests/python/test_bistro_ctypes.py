@@ -234,7 +234,8 @@ def py_judge(rule, lm, ld, gm, gd):
     local, local_se = mean_se(gains(lm, ld))
     glob, glob_se = mean_se(gains(gm, gd))
     specific = local - glob
-    bound = specific - rule["confidence_z"] * (local_se ** 2 + glob_se ** 2) ** 0.5
+    payable = min(specific, local)  # harm to random pages earns nothing
+    bound = payable - rule["confidence_z"] * (local_se ** 2 + glob_se ** 2) ** 0.5
     if local <= rule["min_local_gain"]:
         reason = "no_local_gain"
     elif glob < -rule["max_global_harm"]:
@@ -243,7 +244,7 @@ def py_judge(rule, lm, ld, gm, gd):
         reason = "not_specific"
     else:
         reason = "scored"
-    score = min(max(specific, 0.0), 1.0) if reason == "scored" else 0.0
+    score = min(max(payable, 0.0), 1.0) if reason == "scored" else 0.0
     if reason == "scored":
         # Fresh work on its window: dropped only when confidently no help.
         mergeable = glob + rule["confidence_z"] * glob_se > rule["min_merge_gain"]

@@ -87,7 +87,8 @@ pub struct Evaluation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictReason {
-    /// The delta passed every gate; the score is its specific gain.
+    /// The delta passed every gate; the score is its specific gain (at
+    /// most its local gain).
     Scored,
     /// A loss was NaN, infinite or negative, or the page lists were unusable.
     NonFiniteLoss,
@@ -130,8 +131,9 @@ pub struct ScoreRule {
     /// The mean local relative gain must be above this to count as an
     /// improvement: gains within measurement noise earn nothing.
     pub min_local_gain: f64,
-    /// The one-sided confidence bound `specific_gain - z * specific_se`
-    /// must be above this (the "trained on its own window" test).
+    /// The one-sided confidence bound `min(specific_gain, local_gain) - z *
+    /// specific_se` must be above this (the "trained on its own window"
+    /// test).
     pub min_specificity: f64,
     /// `z` of that bound: 3.09 is one-sided 99.9 % for a normal mean (the
     /// standard error itself comes from 8 + 8 pages, so the real false
@@ -162,10 +164,12 @@ impl Default for ScoreRule {
 
 impl ScoreRule {
     /// Scores one evaluation. The score is the specific gain
-    /// `mean(local page gains) - mean(global page gains)`, paid only when
-    /// its one-sided lower confidence bound is positive; it is never negative
-    /// and never above 1, so no sequence of uploads can make two negatives
-    /// multiply into a payout or inflate a score by uploading huge values.
+    /// `mean(local page gains) - mean(global page gains)`, never more than
+    /// the local gain itself (harm to random pages earns nothing), paid
+    /// only when its one-sided lower confidence bound is positive; it is
+    /// never negative and never above 1, so no sequence of uploads can make
+    /// two negatives multiply into a payout or inflate a score by uploading
+    /// huge values.
     pub fn judge(&self, eval: &Evaluation) -> Verdict {
         let (Some(local), Some(global)) = (eval.local.gains(), eval.global.gains()) else {
             return Verdict {
@@ -182,7 +186,12 @@ impl ScoreRule {
         let (global_gain, global_se) = mean_and_standard_error(&global);
         let specific_gain = local_gain - global_gain;
         let specific_se = (local_se * local_se + global_se * global_se).sqrt();
-        let lower_bound = specific_gain - self.confidence_z * specific_se;
+        // What is paid: the specific gain, but a delta that raises the loss
+        // on random pages is paid its local gain and no more, so no miner
+        // raises its score by doing harm (`local - global` alone would pay
+        // a saboteur up to `max_global_harm` extra).
+        let payable = specific_gain.min(local_gain);
+        let lower_bound = payable - self.confidence_z * specific_se;
         let reason = if local_gain <= self.min_local_gain {
             VerdictReason::NoLocalGain
         } else if global_gain < -self.max_global_harm {
@@ -208,11 +217,7 @@ impl ScoreRule {
             _ => false,
         };
         Verdict {
-            score: if scored {
-                specific_gain.clamp(0.0, 1.0)
-            } else {
-                0.0
-            },
+            score: if scored { payable.clamp(0.0, 1.0) } else { 0.0 },
             reason,
             local_gain,
             global_gain,
@@ -308,6 +313,53 @@ mod tests {
         let v = ScoreRule::default().judge(&eval(&[0.25, 0.24, 0.26], &[-0.01, -0.012, -0.008]));
         assert_eq!(v.reason, VerdictReason::Scored);
         assert!(!v.mergeable);
+    }
+
+    #[test]
+    fn harm_to_random_pages_never_raises_a_score() {
+        // A saboteur trains on its window and also pushes the loss up on
+        // every other page, just inside the harm gate: under `local -
+        // global` it would be paid 0.10 + 0.019. It is paid its local gain.
+        let local = [0.10, 0.11, 0.09, 0.10, 0.12, 0.08, 0.10, 0.10];
+        let saboteur = ScoreRule::default().judge(&eval(&local, &[-0.019; 8]));
+        let neutral = ScoreRule::default().judge(&eval(&local, &[0.0; 8]));
+        assert_eq!(saboteur.reason, VerdictReason::Scored, "{saboteur:?}");
+        assert!((saboteur.score - 0.10).abs() < 1e-12, "{saboteur:?}");
+        assert!(saboteur.score <= neutral.score);
+        // Confidently harmful: not merged either.
+        assert!(!saboteur.mergeable);
+
+        // Whatever the pages: lowering the global gains of an evaluation
+        // whose global gain is not positive never raises its score and
+        // never turns an unpaid verdict into a paid one.
+        let rule = ScoreRule::default();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut uniform = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for _ in 0..2000 {
+            let n = 2 + (uniform() * 10.0) as usize;
+            let local: Vec<f64> = (0..n).map(|_| uniform() * 0.3 - 0.05).collect();
+            let global: Vec<f64> = (0..n).map(|_| -uniform() * 0.02).collect();
+            let push = uniform() * 0.02;
+            let worse: Vec<f64> = global.iter().map(|g| g - push).collect();
+            let before = rule.judge(&eval(&local, &global));
+            let after = rule.judge(&eval(&local, &worse));
+            assert!(
+                after.score <= before.score + 1e-12,
+                "{before:?} -> {after:?}"
+            );
+            if before.reason != VerdictReason::Scored {
+                assert_ne!(
+                    after.reason,
+                    VerdictReason::Scored,
+                    "{before:?} -> {after:?}"
+                );
+            }
+        }
     }
 
     #[test]
