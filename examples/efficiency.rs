@@ -26,7 +26,7 @@
 //!
 //! ```text
 //! cargo run --release --example efficiency -- [--miners K] [--steps H] [--rounds R]
-//!     [--preset tiny] [--seed N] [--merge nesterov-0.7-0.9|mean]
+//!     [--preset tiny] [--seed N] [--merge mean|nesterov-0.7-0.9]
 //!     [--weighting uniform|score] [--top G] [--baselines FILE] [--dir out/efficiency]
 //! ```
 
@@ -87,7 +87,7 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 7)]
     seed: u64,
     /// The validator's outer optimizer: mean or nesterov-LR-MOMENTUM (LR > 0, MOMENTUM in [0, 1))
-    #[arg(long, value_name = "RULE", default_value = "nesterov-0.7-0.9", value_parser = merge_rule)]
+    #[arg(long, value_name = "RULE", default_value = "mean", value_parser = merge_rule)]
     merge: MergeRule,
     /// Weights of the merged deltas: uniform or score
     #[arg(long, value_name = "W", default_value = "uniform", value_parser = weighting)]
