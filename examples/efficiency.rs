@@ -319,6 +319,13 @@ impl Curve {
 /// The pages each miner trained on in each step of each round.
 type PagePlan = Vec<Vec<Vec<Vec<u64>>>>;
 
+/// A baseline: its name and which miners' pages of each step its trainer
+/// trains on.
+type Baseline = (&'static str, fn(usize) -> bool);
+
+/// The two baselines: centralized (every miner's pages) and alone (miner 0's).
+const BASELINES: [Baseline; 2] = [("centralized", |_| true), ("alone", |k| k == 0)];
+
 /// The BLAKE3 of a page plan (every page id in order, with the shape).
 fn plan_digest(plan: &PagePlan) -> String {
     let mut h = bistro::digest::Hasher::new();
@@ -625,9 +632,14 @@ struct EarlierRun {
     summary: serde_json::Value,
 }
 
+/// The error refusing the earlier run `path` as a source of baselines.
+fn refuse_baselines(path: &Path, why: String) -> Error {
+    Error::InvalidArgument(format!("--baselines {}: {why}", path.display()))
+}
+
 impl EarlierRun {
     fn refuse(&self, why: String) -> Error {
-        Error::InvalidArgument(format!("--baselines {}: {why}", self.path.display()))
+        refuse_baselines(&self.path, why)
     }
 }
 
@@ -636,11 +648,11 @@ impl EarlierRun {
 fn earlier_run(path: &Path, s: &Settings) -> Result<EarlierRun> {
     use serde_json::Value;
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let mut earlier = EarlierRun {
+    let earlier = EarlierRun {
         path: path.to_path_buf(),
-        summary: Value::Null,
+        summary: serde_json::from_slice(&bytes)
+            .map_err(|e| refuse_baselines(path, e.to_string()))?,
     };
-    earlier.summary = serde_json::from_slice(&bytes).map_err(|e| earlier.refuse(e.to_string()))?;
     let without_merge = |v: &Value| {
         let mut v = v.clone();
         if let Some(map) = v.as_object_mut() {
@@ -675,12 +687,12 @@ fn reuse_baselines(
         _ => {}
     }
     let genesis_loss = network.curve.points[0].1;
-    let baseline = |name: &str, which: &dyn Fn(usize) -> bool| -> Result<(Curve, f64)> {
+    let baseline = |(name, which): Baseline| -> Result<(Curve, f64)> {
         let run = &earlier.summary[name];
         let curve: Curve = serde_json::from_value(run["curve"].clone())
             .map_err(|e| refuse(format!("{name}: {e}")))?;
         let tokens: Vec<u64> = curve.points.iter().map(|p| p.0).collect();
-        if tokens != token_counts(data, &network.plan, which)? {
+        if tokens != token_counts(data, &network.plan, &which)? {
             return Err(refuse(format!(
                 "{name} trained on other pages: tokens {tokens:?}"
             )));
@@ -692,10 +704,8 @@ fn reuse_baselines(
         }
         Ok((curve, run["seconds"].as_f64().unwrap_or(f64::NAN)))
     };
-    Ok((
-        baseline("centralized", &|_| true)?,
-        baseline("alone", &|k| k == 0)?,
-    ))
+    let [centralized, alone] = BASELINES;
+    Ok((baseline(centralized)?, baseline(alone)?))
 }
 
 fn summarize(curve: Curve, target: f64, seconds: f64) -> RunSummary {
@@ -754,7 +764,7 @@ fn run(cli: Cli) -> Result<()> {
             reused
         }
         None => {
-            let train = |label: &str, which: &dyn Fn(usize) -> bool| {
+            let train = |(label, which): Baseline| {
                 run_trainer(
                     &s,
                     &data,
@@ -763,14 +773,12 @@ fn run(cli: Cli) -> Result<()> {
                     &config,
                     device,
                     &network.plan,
-                    which,
+                    &which,
                     label,
                 )
             };
-            (
-                train("centralized", &|_| true)?,
-                train("alone", &|k| k == 0)?,
-            )
+            let [centralized, alone] = BASELINES;
+            (train(centralized)?, train(alone)?)
         }
     };
     let target = centralized.last().1;
