@@ -215,7 +215,7 @@ enum bistro_verdict_reason
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
     /**
-     * Passed every gate; the score is the specific gain (at most the local gain).
+     * Passed every gate; the score is the local gain.
      */
     BISTRO_VERDICT_SCORED = 0,
     /**
@@ -236,6 +236,12 @@ enum bistro_verdict_reason
      * Raised the loss on random pages by more than `max_global_harm`.
      */
     BISTRO_VERDICT_HURTS_GLOBAL = 4,
+    /**
+     * The miner's own work on its window, but confidently no help to
+     * random pages (the upper bound of the global gain is at or under
+     * `min_merge_gain`): not merged, so not paid.
+     */
+    BISTRO_VERDICT_NOT_MERGEABLE = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -506,9 +512,10 @@ typedef struct bistro_score_rule {
      */
     double max_global_harm;
     /**
-     * The global relative gain a delta must show to be merged: a scored
-     * delta unless `global_gain + z * se_global` is at or under it, one
-     * that is not specific when `global_gain` is above it.
+     * The global relative gain a delta must show to be merged: the miner's
+     * own work (merged and paid) unless `global_gain + z * se_global` is at
+     * or under it (then `BISTRO_VERDICT_NOT_MERGEABLE`), one that is not
+     * specific (merged, never paid) when `global_gain` is above it.
      */
     double min_merge_gain;
 } bistro_score_rule;

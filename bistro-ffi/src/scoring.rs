@@ -28,9 +28,10 @@ pub struct bistro_score_rule {
     pub confidence_z: f64,
     /// The global relative gain may be as low as `-max_global_harm` (non-negative).
     pub max_global_harm: f64,
-    /// The global relative gain a delta must show to be merged: a scored
-    /// delta unless `global_gain + z * se_global` is at or under it, one
-    /// that is not specific when `global_gain` is above it.
+    /// The global relative gain a delta must show to be merged: the miner's
+    /// own work (merged and paid) unless `global_gain + z * se_global` is at
+    /// or under it (then `BISTRO_VERDICT_NOT_MERGEABLE`), one that is not
+    /// specific (merged, never paid) when `global_gain` is above it.
     pub min_merge_gain: f64,
 }
 
@@ -62,7 +63,7 @@ impl From<&bistro_score_rule> for ScoreRule {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum bistro_verdict_reason {
-    /// Passed every gate; the score is the specific gain (at most the local gain).
+    /// Passed every gate; the score is the local gain.
     BISTRO_VERDICT_SCORED = 0,
     /// A loss was NaN, infinite or negative, or the page lists were unusable
     /// (empty, or master and with-delta of different lengths).
@@ -74,6 +75,10 @@ pub enum bistro_verdict_reason {
     BISTRO_VERDICT_NOT_SPECIFIC = 3,
     /// Raised the loss on random pages by more than `max_global_harm`.
     BISTRO_VERDICT_HURTS_GLOBAL = 4,
+    /// The miner's own work on its window, but confidently no help to
+    /// random pages (the upper bound of the global gain is at or under
+    /// `min_merge_gain`): not merged, so not paid.
+    BISTRO_VERDICT_NOT_MERGEABLE = 5,
 }
 
 impl From<VerdictReason> for bistro_verdict_reason {
@@ -84,6 +89,7 @@ impl From<VerdictReason> for bistro_verdict_reason {
             VerdictReason::NoLocalGain => Self::BISTRO_VERDICT_NO_LOCAL_GAIN,
             VerdictReason::NotSpecific => Self::BISTRO_VERDICT_NOT_SPECIFIC,
             VerdictReason::HurtsGlobal => Self::BISTRO_VERDICT_HURTS_GLOBAL,
+            VerdictReason::NotMergeable => Self::BISTRO_VERDICT_NOT_MERGEABLE,
         }
     }
 }

@@ -525,15 +525,17 @@ static void test_scoring(void) {
     CHECK(rule.confidence_z == 3.09);
     /* Local gains 0.10 and 0.12 (mean 0.11, se 0.01), global gains 0 and
      * 0.02 (mean 0.01, se 0.01): specific gain 0.10, se 0.01 * sqrt(2); the
-     * bound 0.10 - 3.09 * 0.01414 = 0.056 is positive, so it is paid 0.10
-     * and, helping random pages by 0.01 > 0.001, mergeable. */
+     * bound 0.10 - 3.09 * 0.01414 = 0.056 is positive, so it is the
+     * miner's own work; the upper bound of its global gain, 0.01 + 3.09 *
+     * 0.01, is above 0.001, so it is mergeable and paid its local gain,
+     * 0.11. */
     const double master[2] = {4.0, 5.0};
     const double local[2] = {3.6, 4.4};
     const double global[2] = {4.0, 4.9};
     bistro_verdict v;
     OK(bistro_score_judge(NULL, master, local, 2, master, global, 2, &v));
     CHECK(v.reason == BISTRO_VERDICT_SCORED && v.mergeable);
-    CHECK(fabs(v.score - 0.10) < 1e-12 && fabs(v.local_gain - 0.11) < 1e-12);
+    CHECK(fabs(v.score - 0.11) < 1e-12 && fabs(v.specific_gain - 0.10) < 1e-12);
     CHECK(fabs(v.specific_se - 0.01 * sqrt(2.0)) < 1e-12);
     /* A stricter bound: not specific, unpaid, still mergeable. */
     rule.confidence_z = 10.0;

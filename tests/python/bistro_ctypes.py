@@ -97,7 +97,8 @@ class _Verdict(ctypes.Structure):
 
 
 # bistro_verdict_reason, by value
-VERDICT_REASONS = ("scored", "non_finite_loss", "no_local_gain", "not_specific", "hurts_global")
+VERDICT_REASONS = ("scored", "non_finite_loss", "no_local_gain", "not_specific", "hurts_global",
+                   "not_mergeable")
 # BISTRO_DEFAULT_KAPPA: the chain's default kappa (32767 / 65535)
 DEFAULT_KAPPA = 32767.0 / 65535.0
 

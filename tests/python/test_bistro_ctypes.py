@@ -234,20 +234,23 @@ def py_judge(rule, lm, ld, gm, gd):
     local, local_se = mean_se(gains(lm, ld))
     glob, glob_se = mean_se(gains(gm, gd))
     specific = local - glob
-    payable = min(specific, local)  # harm to random pages earns nothing
-    bound = payable - rule["confidence_z"] * (local_se ** 2 + glob_se ** 2) ** 0.5
+    z = rule["confidence_z"]
+    # Own work: confidently better on its window than on random pages
+    # (capped at the local gain: harm to random pages never helps).
+    bound = min(specific, local) - z * (local_se ** 2 + glob_se ** 2) ** 0.5
     if local <= rule["min_local_gain"]:
         reason = "no_local_gain"
     elif glob < -rule["max_global_harm"]:
         reason = "hurts_global"
     elif bound <= rule["min_specificity"]:
         reason = "not_specific"
+    elif glob + z * glob_se <= rule["min_merge_gain"]:
+        reason = "not_mergeable"  # own work, confidently no help elsewhere
     else:
         reason = "scored"
-    score = min(max(payable, 0.0), 1.0) if reason == "scored" else 0.0
+    score = min(max(local, 0.0), 1.0) if reason == "scored" else 0.0
     if reason == "scored":
-        # Fresh work on its window: dropped only when confidently no help.
-        mergeable = glob + rule["confidence_z"] * glob_se > rule["min_merge_gain"]
+        mergeable = True
     else:
         mergeable = reason == "not_specific" and glob > rule["min_merge_gain"]
     return reason, score, mergeable
@@ -273,7 +276,8 @@ class Scoring(unittest.TestCase):
             self.assertAlmostEqual(v.score, score, places=12)
             reasons.add(reason)
         # The cases reach every gate but the non-finite one.
-        self.assertEqual(reasons, {"scored", "no_local_gain", "hurts_global", "not_specific"})
+        self.assertEqual(reasons, {"scored", "no_local_gain", "hurts_global", "not_specific",
+                                   "not_mergeable"})
         v = bistro.judge([4.0, 4.0], [float("nan"), 3.0], [4.0, 4.0], [4.0, 4.0])
         self.assertEqual((v.reason, v.score, v.mergeable), ("non_finite_loss", 0.0, False))
         with self.assertRaises(bistro.BistroError) as caught:

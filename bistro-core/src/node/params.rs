@@ -63,7 +63,7 @@ impl SubnetParams {
             similarity: SimilarityRule::default(),
             ema_alpha: 0.3,
             weights_interval_blocks: 10,
-            version_key: 1,
+            version_key: 2,
             failover_rounds: default_failover_rounds(),
         }
     }

@@ -1,6 +1,8 @@
-//! The per-evaluation scoring rule: paired per-page loss differences, and a
+//! The per-evaluation scoring rule: paired per-page loss differences; a
 //! one-sided confidence bound on the *specific* gain (own pages beyond
-//! random pages). `docs/incentive.md` gives the reasoning.
+//! random pages) that shows the delta is the miner's own work on its
+//! window; and a payout of the gain on its own pages once it is shown and
+//! the delta is mergeable. `docs/incentive.md` gives the reasoning.
 
 use serde::{Deserialize, Serialize};
 
@@ -87,8 +89,7 @@ pub struct Evaluation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictReason {
-    /// The delta passed every gate; the score is its specific gain (at
-    /// most its local gain).
+    /// The delta passed every gate; the score is its local gain.
     Scored,
     /// A loss was NaN, infinite or negative, or the page lists were unusable.
     NonFiniteLoss,
@@ -102,6 +103,10 @@ pub enum VerdictReason {
     NotSpecific,
     /// The delta raised the loss on random pages by more than the tolerance.
     HurtsGlobal,
+    /// The delta is the miner's own work on its window, but it confidently
+    /// does not help random pages (the upper bound of its global gain is at
+    /// or under `min_merge_gain`): it is not merged, so it is not paid.
+    NotMergeable,
 }
 
 /// The outcome of [`ScoreRule::judge`].
@@ -133,7 +138,7 @@ pub struct ScoreRule {
     pub min_local_gain: f64,
     /// The one-sided confidence bound `min(specific_gain, local_gain) - z *
     /// specific_se` must be above this (the "trained on its own window"
-    /// test).
+    /// test: it decides *whether* a delta is paid, not how much).
     pub min_specificity: f64,
     /// `z` of that bound: 3.09 is one-sided 99.9 % for a normal mean (the
     /// standard error itself comes from 8 + 8 pages, so the real false
@@ -142,11 +147,11 @@ pub struct ScoreRule {
     /// The global relative gain may be as low as `-max_global_harm` (a small
     /// loss on random pages is tolerated: a miner specialises on its window).
     pub max_global_harm: f64,
-    /// The global relative gain a delta must show to be merged. A scored
-    /// delta (confidently trained on its own window this round) is merged
-    /// unless its gain is confidently below this (`global_gain + z *
-    /// global_se` at or under it); a delta that is not specific must show
-    /// it (`global_gain` above it).
+    /// The global relative gain a delta must show to be merged. A delta
+    /// confidently trained on its own window this round is merged (and
+    /// paid) unless its gain is confidently below this (`global_gain + z *
+    /// global_se` at or under it: `not_mergeable`); a delta that is not
+    /// specific must show it (`global_gain` above it) and is never paid.
     pub min_merge_gain: f64,
 }
 
@@ -163,13 +168,18 @@ impl Default for ScoreRule {
 }
 
 impl ScoreRule {
-    /// Scores one evaluation. The score is the specific gain
-    /// `mean(local page gains) - mean(global page gains)`, never more than
-    /// the local gain itself (harm to random pages earns nothing), paid
-    /// only when its one-sided lower confidence bound is positive; it is
-    /// never negative and never above 1, so no sequence of uploads can make
-    /// two negatives multiply into a payout or inflate a score by uploading
-    /// huge values.
+    /// Scores one evaluation. The score is the local gain `mean(local page
+    /// gains)`, paid only when the delta is shown to be the miner's own work
+    /// on its window (the one-sided lower confidence bound of the specific
+    /// gain `local - global`, at most `local`, is positive) and is mergeable
+    /// (not confidently useless to random pages). It is never negative and
+    /// never above 1, so no sequence of uploads can make two negatives
+    /// multiply into a payout or inflate a score by uploading huge values.
+    ///
+    /// Paying the local gain, not the specific gain, is what keeps the part
+    /// of a miner's work that helps every page paid: under `local - global`
+    /// a miner that trained on its window and then removed what helps other
+    /// pages earned more than one that left it in (`docs/incentive.md`).
     pub fn judge(&self, eval: &Evaluation) -> Verdict {
         let (Some(local), Some(global)) = (eval.local.gains(), eval.global.gains()) else {
             return Verdict {
@@ -186,38 +196,43 @@ impl ScoreRule {
         let (global_gain, global_se) = mean_and_standard_error(&global);
         let specific_gain = local_gain - global_gain;
         let specific_se = (local_se * local_se + global_se * global_se).sqrt();
-        // What is paid: the specific gain, but a delta that raises the loss
-        // on random pages is paid its local gain and no more, so no miner
-        // raises its score by doing harm (`local - global` alone would pay
-        // a saboteur up to `max_global_harm` extra).
-        let payable = specific_gain.min(local_gain);
-        let lower_bound = payable - self.confidence_z * specific_se;
+        // Whether the delta is the miner's own work on its window: its gain
+        // there beyond random pages, confidently. Capped at the local gain,
+        // so harm to random pages never helps a delta pass.
+        let ownership = specific_gain.min(local_gain);
+        let lower_bound = ownership - self.confidence_z * specific_se;
+        // Fresh work on the miner's own window is dropped only when it
+        // confidently fails to help random pages. The round's global pages
+        // are few, so an honest delta's global gain is often within noise
+        // of zero, and dropping every such delta throws away most of the
+        // network's training (docs/incentive.md).
+        let not_useless = global_gain + self.confidence_z * global_se > self.min_merge_gain;
         let reason = if local_gain <= self.min_local_gain {
             VerdictReason::NoLocalGain
         } else if global_gain < -self.max_global_harm {
             VerdictReason::HurtsGlobal
         } else if lower_bound.is_nan() || lower_bound <= self.min_specificity {
             VerdictReason::NotSpecific
+        } else if !not_useless {
+            VerdictReason::NotMergeable
         } else {
             VerdictReason::Scored
         };
-        let scored = reason == VerdictReason::Scored;
         let mergeable = match reason {
-            // Fresh work on the miner's own window: dropped only when it
-            // confidently fails to help random pages. The round's global
-            // pages are few, so an honest delta's global gain is often
-            // within noise of zero, and dropping every such delta throws
-            // away most of the network's training (docs/incentive.md).
-            VerdictReason::Scored => {
-                global_gain + self.confidence_z * global_se > self.min_merge_gain
-            }
+            VerdictReason::Scored => true,
             // General improvement (a copy of nobody's work, another window,
             // random pages): merged only when it shows that it helps.
             VerdictReason::NotSpecific => global_gain > self.min_merge_gain,
             _ => false,
         };
         Verdict {
-            score: if scored { payable.clamp(0.0, 1.0) } else { 0.0 },
+            // What is paid: the whole gain on the miner's own pages, what it
+            // does for every page included.
+            score: if reason == VerdictReason::Scored {
+                local_gain.clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
             reason,
             local_gain,
             global_gain,
@@ -274,13 +289,14 @@ mod tests {
     }
 
     #[test]
-    fn a_confidently_specific_delta_scores_its_specific_gain_and_is_mergeable() {
+    fn a_confidently_specific_delta_scores_its_local_gain_and_is_mergeable() {
         let v =
             ScoreRule::default().judge(&eval(&[0.20, 0.22, 0.21, 0.19], &[0.05, 0.04, 0.06, 0.05]));
         assert_eq!(v.reason, VerdictReason::Scored, "{v:?}");
         assert!((v.local_gain - 0.205).abs() < 1e-12);
         assert!((v.global_gain - 0.05).abs() < 1e-12);
-        assert!((v.score - 0.155).abs() < 1e-12);
+        assert!((v.specific_gain - 0.155).abs() < 1e-12);
+        assert!((v.score - 0.205).abs() < 1e-12);
         assert!(v.mergeable);
     }
 
@@ -308,38 +324,154 @@ mod tests {
     }
 
     #[test]
-    fn specialised_delta_that_confidently_hurts_global_scores_but_is_not_merged() {
+    fn own_work_that_confidently_hurts_random_pages_is_neither_merged_nor_paid() {
         // -1.0 % ± 0.12 %: the upper bound, -0.64 %, is below 0.1 %.
         let v = ScoreRule::default().judge(&eval(&[0.25, 0.24, 0.26], &[-0.01, -0.012, -0.008]));
-        assert_eq!(v.reason, VerdictReason::Scored);
+        assert_eq!(v.reason, VerdictReason::NotMergeable, "{v:?}");
+        assert_eq!(v.score, 0.0);
         assert!(!v.mergeable);
+    }
+
+    /// A deterministic stream of uniform numbers in `[0, 1)` for the
+    /// property tests (an LCG; the same cases every run).
+    fn uniform_stream(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// Random page gains: `n` values, `centre ± spread`.
+    fn gains_around(
+        uniform: &mut impl FnMut() -> f64,
+        n: usize,
+        centre: f64,
+        spread: f64,
+    ) -> Vec<f64> {
+        (0..n)
+            .map(|_| centre + spread * (2.0 * uniform() - 1.0))
+            .collect()
+    }
+
+    #[test]
+    fn removing_what_helps_other_pages_never_pays() {
+        // The generalisation suppressor: trains on its window, then takes
+        // out of its delta what helps random pages. Under `local - global`
+        // it was paid 0.095 against the honest miner's 0.07.
+        let rule = ScoreRule::default();
+        let local = [0.10, 0.11, 0.09, 0.10, 0.12, 0.08, 0.10, 0.10];
+        let honest = rule.judge(&eval(
+            &local,
+            &[0.03, 0.032, 0.028, 0.031, 0.029, 0.03, 0.027, 0.033],
+        ));
+        let suppressed: Vec<f64> = local.iter().map(|g| g - 0.005).collect();
+        let suppressor = rule.judge(&eval(
+            &suppressed,
+            &[0.002, -0.001, 0.001, -0.002, 0.0, 0.001, -0.001, 0.0],
+        ));
+        assert_eq!(honest.reason, VerdictReason::Scored, "{honest:?}");
+        assert_eq!(suppressor.reason, VerdictReason::Scored, "{suppressor:?}");
+        assert!((honest.score - 0.10).abs() < 1e-12, "{honest:?}");
+        assert!(suppressor.score < honest.score, "{suppressor:?}");
+
+        // Whatever the pages: taking `x` off every global page gain and at
+        // most `x` off every local one never raises a paid score.
+        let mut uniform = uniform_stream(0x5eed_0f5e_55ed_0001);
+        let mut paid = 0;
+        for _ in 0..2000 {
+            let n = 2 + (uniform() * 10.0) as usize;
+            let centre = 0.12 * uniform();
+            let local = gains_around(&mut uniform, n, centre, 0.03);
+            let centre = 0.06 * uniform() - 0.01;
+            let global = gains_around(&mut uniform, n, centre, 0.01);
+            let before = rule.judge(&eval(&local, &global));
+            if before.reason != VerdictReason::Scored {
+                continue;
+            }
+            paid += 1;
+            let (x, share) = (0.05 * uniform(), uniform());
+            let local_after: Vec<f64> = local.iter().map(|g| g - share * x).collect();
+            let global_after: Vec<f64> = global.iter().map(|g| g - x).collect();
+            let after = rule.judge(&eval(&local_after, &global_after));
+            assert!(
+                after.score <= before.score + 1e-12,
+                "{before:?} -> {after:?}"
+            );
+        }
+        assert!(paid > 200, "only {paid} paid cases");
+    }
+
+    #[test]
+    fn adding_general_improvement_never_makes_work_look_like_the_miners_own() {
+        // A miner stacks improvement that is not its own (earlier rounds'
+        // public deltas, generic training) on its upload: it helps every
+        // page alike. On a delta that is not its miner's own work it earns
+        // nothing, however much it adds; on one that is, what it adds to
+        // the miner's pages is paid (the residual docs/incentive.md names).
+        let rule = ScoreRule::default();
+        let mut uniform = uniform_stream(0x5eed_0f5e_55ed_0002);
+        let (mut unpaid, mut paid) = (0, 0);
+        for _ in 0..2000 {
+            let n = 2 + (uniform() * 10.0) as usize;
+            let centre = 0.08 * uniform();
+            let local = gains_around(&mut uniform, n, centre, 0.03);
+            let centre = 0.05 * uniform();
+            let global = gains_around(&mut uniform, n, centre, 0.01);
+            let before = rule.judge(&eval(&local, &global));
+            if before.global_gain < 0.0 {
+                continue;
+            }
+            let f = 0.1 * uniform();
+            let stack = |gains: &[f64]| gains.iter().map(|g| g + f).collect::<Vec<f64>>();
+            let after = rule.judge(&eval(&stack(&local), &stack(&global)));
+            match before.reason {
+                VerdictReason::NotSpecific => {
+                    unpaid += 1;
+                    assert_ne!(
+                        after.reason,
+                        VerdictReason::Scored,
+                        "{before:?} -> {after:?}"
+                    );
+                }
+                VerdictReason::Scored => {
+                    paid += 1;
+                    assert_eq!(after.reason, VerdictReason::Scored, "{after:?}");
+                    assert!((after.score - before.score - f).abs() < 1e-9, "{after:?}");
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            unpaid > 200 && paid > 200,
+            "{unpaid} unpaid, {paid} paid cases"
+        );
     }
 
     #[test]
     fn harm_to_random_pages_never_raises_a_score() {
         // A saboteur trains on its window and also pushes the loss up on
         // every other page, just inside the harm gate: under `local -
-        // global` it would be paid 0.10 + 0.019. It is paid its local gain.
+        // global` it would be paid 0.10 + 0.019. Confidently harmful, it
+        // is neither merged nor paid; the same work without the harm is.
         let local = [0.10, 0.11, 0.09, 0.10, 0.12, 0.08, 0.10, 0.10];
         let saboteur = ScoreRule::default().judge(&eval(&local, &[-0.019; 8]));
-        let neutral = ScoreRule::default().judge(&eval(&local, &[0.0; 8]));
-        assert_eq!(saboteur.reason, VerdictReason::Scored, "{saboteur:?}");
-        assert!((saboteur.score - 0.10).abs() < 1e-12, "{saboteur:?}");
-        assert!(saboteur.score <= neutral.score);
-        // Confidently harmful: not merged either.
-        assert!(!saboteur.mergeable);
+        let neutral = ScoreRule::default().judge(&eval(
+            &local,
+            &[0.002, -0.001, 0.001, -0.002, 0.0, 0.001, -0.001, 0.0],
+        ));
+        assert_eq!(saboteur.reason, VerdictReason::NotMergeable, "{saboteur:?}");
+        assert_eq!((saboteur.score, saboteur.mergeable), (0.0, false));
+        assert_eq!(neutral.reason, VerdictReason::Scored, "{neutral:?}");
+        assert!((neutral.score - 0.10).abs() < 1e-12, "{neutral:?}");
 
         // Whatever the pages: lowering the global gains of an evaluation
         // whose global gain is not positive never raises its score and
         // never turns an unpaid verdict into a paid one.
         let rule = ScoreRule::default();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut uniform = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut uniform = uniform_stream(0x9e37_79b9_7f4a_7c15);
         for _ in 0..2000 {
             let n = 2 + (uniform() * 10.0) as usize;
             let local: Vec<f64> = (0..n).map(|_| uniform() * 0.3 - 0.05).collect();
@@ -445,9 +577,10 @@ mod tests {
                     master: vec![scale, scale * 1.01],
                     with_delta: vec![0.0, 0.0],
                 },
-                global: pages(&[0.0, 0.0]),
+                global: pages(&[0.01, 0.02]),
             };
             let v = rule.judge(&e);
+            assert_eq!(v.reason, VerdictReason::Scored, "{v:?}");
             assert!((0.0..=1.0).contains(&v.score), "{v:?}");
         }
     }
