@@ -100,7 +100,7 @@ fn comma_list<T>(
 }
 
 fn cast(value: &str) -> Result<List<Behaviour>, String> {
-    let known = format!("one of {}", List(Behaviour::CAST.to_vec()));
+    let known = format!("one of {}", List(Behaviour::known().collect()));
     comma_list(value, &known, Behaviour::parse)
 }
 

@@ -57,6 +57,14 @@ pub enum Behaviour {
     /// for work done once. Windows change every round, so the replay never
     /// meets the window it was trained for (`docs/incentive.md`).
     Replayer,
+    /// Trains on its window (a fresh copy of the master, as the
+    /// other-window miner trains) and adds to that work the sum of the
+    /// honest miners' newest readable deltas (earlier rounds'): improvement
+    /// that is not its own, stacked on work that is. The rule pays what the
+    /// stacked part still improves on the round's fresh pages, the residual
+    /// `docs/incentive.md` names; not in the default cast (`--cast` names
+    /// it) so that the default cast's bounds stay the issue's.
+    Stacker,
 }
 
 impl Behaviour {
@@ -81,9 +89,18 @@ impl Behaviour {
         Behaviour::Replayer,
     ];
 
+    /// Behaviours outside the default cast, which `--cast` can name: what
+    /// the rule knowingly leaves open, run to be measured.
+    pub const OPT_IN: [Behaviour; 1] = [Behaviour::Stacker];
+
+    /// Every behaviour `--cast` can name: the default cast, then the opt-in ones.
+    pub fn known() -> impl Iterator<Item = Behaviour> {
+        Behaviour::CAST.into_iter().chain(Behaviour::OPT_IN)
+    }
+
     /// The behaviour called `name` (as [`name`](Self::name) spells it).
     pub fn parse(name: &str) -> Option<Behaviour> {
-        Behaviour::CAST.into_iter().find(|b| b.name() == name)
+        Behaviour::known().find(|b| b.name() == name)
     }
 
     /// Whether this is an honest miner.
@@ -129,6 +146,7 @@ impl Behaviour {
             Behaviour::Backdater => "backdater",
             Behaviour::Staller => "staller",
             Behaviour::Replayer => "replayer",
+            Behaviour::Stacker => "stacker",
         }
     }
 }
@@ -136,5 +154,20 @@ impl Behaviour {
 impl fmt::Display for Behaviour {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_behaviour_parses_back_from_its_name() {
+        for b in Behaviour::known() {
+            assert_eq!(Behaviour::parse(b.name()), Some(b), "{b}");
+        }
+        assert_eq!(Behaviour::parse("stacker"), Some(Behaviour::Stacker));
+        assert_eq!(Behaviour::parse("nobody"), None);
+        assert!(!Behaviour::CAST.contains(&Behaviour::Stacker));
     }
 }

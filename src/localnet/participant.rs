@@ -132,6 +132,19 @@ impl Participant {
             Behaviour::ScaleDown => self.copy_scaled(ctx, 0.5),
             Behaviour::Corrupt => self.corrupt(ctx),
             Behaviour::FreeRider => self.free_ride(ctx),
+            Behaviour::Stacker => {
+                let mut delta = self.train_on_window(ctx, self.uid)?;
+                let (stolen, count) = self.sum_of_honest_readable(ctx)?;
+                if let Some(stolen) = &stolen {
+                    add_into(&mut delta, stolen);
+                }
+                let up = self.upload_tensors(ctx, &delta)?;
+                Ok(format!(
+                    "trained on its window and added {count} honest deltas of earlier rounds \
+                     ({} bytes)",
+                    up.size
+                ))
+            }
             Behaviour::OtherWindow => {
                 // The next uid's window.
                 let other = self.uid.wrapping_add(1);
@@ -292,8 +305,12 @@ impl Participant {
         ))
     }
 
-    /// Uploads the sum of every honest miner's newest readable delta as its own.
-    fn free_ride(&mut self, ctx: &RoundContext<'_>) -> Result<String> {
+    /// The sum of every honest miner's newest readable delta (earlier
+    /// rounds': this round's are sealed), and how many there were.
+    fn sum_of_honest_readable(
+        &self,
+        ctx: &RoundContext<'_>,
+    ) -> Result<(Option<Vec<Values>>, usize)> {
         let mut stolen: Option<Vec<Values>> = None;
         let mut count = 0;
         for victim in ctx.honest {
@@ -303,18 +320,15 @@ impl Participant {
             count += 1;
             match stolen.as_mut() {
                 None => stolen = Some(other),
-                Some(sum) => {
-                    for (t, o) in sum.iter_mut().zip(&other) {
-                        if t.name == o.name && t.values.len() == o.values.len() {
-                            t.values
-                                .iter_mut()
-                                .zip(&o.values)
-                                .for_each(|(v, x)| *v += x);
-                        }
-                    }
-                }
+                Some(sum) => add_into(sum, &other),
             }
         }
+        Ok((stolen, count))
+    }
+
+    /// Uploads the sum of every honest miner's newest readable delta as its own.
+    fn free_ride(&mut self, ctx: &RoundContext<'_>) -> Result<String> {
+        let (stolen, count) = self.sum_of_honest_readable(ctx)?;
         let Some(delta) = stolen else {
             return Ok("nothing readable to add yet: uploads nothing".into());
         };
@@ -508,5 +522,18 @@ impl SplitMix {
     fn normal(&mut self) -> f32 {
         let (u, v) = (self.uniform(), self.uniform());
         ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+    }
+}
+
+/// Adds `other` to `sum`, tensor by tensor (tensors of another name or size
+/// are left as they are).
+fn add_into(sum: &mut [Values], other: &[Values]) {
+    for (t, o) in sum.iter_mut().zip(other) {
+        if t.name == o.name && t.values.len() == o.values.len() {
+            t.values
+                .iter_mut()
+                .zip(&o.values)
+                .for_each(|(v, x)| *v += x);
+        }
     }
 }
