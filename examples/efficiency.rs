@@ -27,8 +27,14 @@
 //! ```text
 //! cargo run --release --example efficiency -- [--miners K] [--steps H] [--rounds R]
 //!     [--preset tiny] [--seed N] [--merge mean|nesterov-0.7-0.9]
-//!     [--weighting uniform|score] [--top G] [--baselines FILE] [--dir out/efficiency]
+//!     [--weighting uniform|score] [--top G] [--window-pages N] [--baselines FILE]
+//!     [--dir out/efficiency]
 //! ```
+//!
+//! `--window-pages` sets the subnet's window (the local network's 8 pages by
+//! default): with H steps of 2 pages each, a miner visits each page of a
+//! window of 8 pages 2H/8 times per round, and the window size decides how
+//! far the miners' data differ from one another.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -111,6 +117,14 @@ struct Cli {
         value_parser = RangedU64ValueParser::<usize>::new().range(1..=64),
     )]
     pages_per_step: usize,
+    /// Pages in each miner's window (8, the local network's, to the corpus's size)
+    #[arg(
+        long = "window-pages",
+        value_name = "N",
+        default_value_t = LocalnetConfig::default().window_pages,
+        value_parser = clap::value_parser!(u64).range(8..),
+    )]
+    window_pages: u64,
     /// The miners' delta encoding
     #[arg(long, value_name = "ENC", default_value = "dense-bf16", value_parser = encoding)]
     encoding: String,
@@ -172,9 +186,14 @@ fn device(name: &str) -> std::result::Result<String, String> {
 
 /// Held-out pages every run is measured on (the validator's count).
 const HELDOUT_PAGES: usize = 16;
-/// The protocol parameters: the local network's (`LocalnetConfig::params`).
-fn subnet_params(data: &dyn PageSource) -> Result<SubnetParams> {
-    LocalnetConfig::default().params(data)
+/// The protocol parameters: the local network's (`LocalnetConfig::params`)
+/// with windows of `s.window_pages`.
+fn subnet_params(s: &Settings, data: &dyn PageSource) -> Result<SubnetParams> {
+    LocalnetConfig {
+        window_pages: s.window_pages,
+        ..LocalnetConfig::default()
+    }
+    .params(data)
 }
 
 fn main() -> ExitCode {
@@ -199,6 +218,7 @@ struct Settings {
     merge: MergeConfig,
     learning_rate: f64,
     pages_per_step: usize,
+    window_pages: u64,
     encoding: String,
     device: String,
     #[serde(skip)]
@@ -224,6 +244,7 @@ fn settings(cli: Cli) -> Result<Settings> {
         merge,
         learning_rate: cli.lr,
         pages_per_step: cli.pages_per_step,
+        window_pages: cli.window_pages,
         encoding: cli.encoding,
         device: cli.device,
         dir: cli.dir,
@@ -348,11 +369,12 @@ fn plan_digest(plan: &PagePlan) -> String {
 /// The tokens trained on by the end of each round (first: 0) by a trainer
 /// on the pages of the miners `which` selects.
 fn token_counts(
+    s: &Settings,
     data: &Arc<dyn PageSource>,
     plan: &PagePlan,
     which: &dyn Fn(usize) -> bool,
 ) -> Result<Vec<u64>> {
-    let seq_len = subnet_params(data.as_ref())?.seq_len;
+    let seq_len = subnet_params(s, data.as_ref())?.seq_len;
     let mut counts = vec![0];
     let mut trained = 0;
     for steps in plan {
@@ -394,7 +416,7 @@ fn run_network(
         &LocalChainConfig::manual(genesis),
     )?);
     chain.add_subnet(NETUID, SubnetConfig::default())?;
-    let params = subnet_params(data.as_ref())?;
+    let params = subnet_params(s, data.as_ref())?;
     let seq_len = params.seq_len;
     let coldkey = keypair(s.seed, "coldkey")?.public();
     let validator_key = keypair(s.seed, "validator")?;
@@ -565,7 +587,7 @@ fn run_trainer(
     label: &str,
 ) -> Result<(Curve, f64)> {
     let started = std::time::Instant::now();
-    let seq_len = subnet_params(data.as_ref())?.seq_len;
+    let seq_len = subnet_params(s, data.as_ref())?.seq_len;
     let model = Model::load(genesis, config.clone(), device)?;
     let mut trainer = Trainer::new(model, train_config(s))?;
     let mut curve = Curve {
@@ -673,6 +695,7 @@ fn earlier_run(path: &Path, s: &Settings) -> Result<EarlierRun> {
 /// loss, the same page plan (its digest, when the file has one) and the
 /// same tokens after every round.
 fn reuse_baselines(
+    s: &Settings,
     earlier: &EarlierRun,
     data: &Arc<dyn PageSource>,
     network: &NetworkRun,
@@ -692,7 +715,7 @@ fn reuse_baselines(
         let curve: Curve = serde_json::from_value(run["curve"].clone())
             .map_err(|e| refuse(format!("{name}: {e}")))?;
         let tokens: Vec<u64> = curve.points.iter().map(|p| p.0).collect();
-        if tokens != token_counts(data, &network.plan, &which)? {
+        if tokens != token_counts(s, data, &network.plan, &which)? {
             return Err(refuse(format!(
                 "{name} trained on other pages: tokens {tokens:?}"
             )));
@@ -759,7 +782,7 @@ fn run(cli: Cli) -> Result<()> {
     model::set_threads(2);
     let ((centralized, c_secs), (alone, a_secs)) = match &earlier {
         Some(earlier) => {
-            let reused = reuse_baselines(earlier, &data, &network)?;
+            let reused = reuse_baselines(&s, earlier, &data, &network)?;
             println!("  baselines: from {} (checked)", earlier.path.display());
             reused
         }

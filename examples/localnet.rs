@@ -34,7 +34,7 @@ struct Cli {
     /// Training steps per miner per round
     #[arg(long, value_name = "N", default_value_t = LocalnetConfig::default().steps_per_round)]
     steps: u64,
-    /// The miners, comma-separated (the default: every behaviour once)
+    /// The miners, comma-separated (the default: every behaviour of the zoo once; `stacker` is opt-in)
     #[arg(
         long,
         value_name = "NAMES",
