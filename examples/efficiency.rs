@@ -395,6 +395,7 @@ struct NetworkRun {
     curve: Curve,
     plan: PagePlan,
     merged_per_round: Vec<usize>,
+    paid_per_round: Vec<usize>,
     published_per_round: Vec<bool>,
     restarted_per_round: Vec<bool>,
     seconds: f64,
@@ -483,6 +484,7 @@ fn run_network(
     };
     let mut plan = PagePlan::new();
     let mut merged_per_round = Vec::new();
+    let mut paid_per_round = Vec::new();
     let mut published_per_round = Vec::new();
     let mut restarted_per_round = Vec::new();
     let mut trained_tokens = 0u64;
@@ -542,11 +544,12 @@ fn run_network(
         let report = validator.run_round(deadline)?;
         let loss = report.heldout_loss.unwrap_or(f64::NAN);
         let merged = report.rows.iter().filter(|r| r.merged).count();
+        let paid = report.rows.iter().filter(|r| r.score > 0.0).count();
         let published = report.master_after != report.master_before;
         // A refused momentum step falls back to the plain mean.
         let restarted = s.merge.rule.has_momentum() && report.merged_with == Some(MergeRule::Mean);
         println!(
-            "  network round {}/{}: {merged} of {} deltas merged{}, held-out loss {loss:.4}",
+            "  network round {}/{}: {merged} of {} deltas merged, {paid} paid{}, held-out loss {loss:.4}",
             round + 1,
             s.rounds,
             s.miners,
@@ -559,6 +562,7 @@ fn run_network(
         curve.points.push((trained_tokens, loss));
         plan.push(round_plan);
         merged_per_round.push(merged);
+        paid_per_round.push(paid);
         published_per_round.push(published);
         restarted_per_round.push(restarted);
     }
@@ -566,6 +570,7 @@ fn run_network(
         curve,
         plan,
         merged_per_round,
+        paid_per_round,
         published_per_round,
         restarted_per_round,
         seconds: started.elapsed().as_secs_f64(),
@@ -639,6 +644,8 @@ struct Summary {
     /// Whether the network is within 2% of centralized (the goal).
     within_two_percent: bool,
     merged_per_round: Vec<usize>,
+    /// Deltas paid (scored above zero: shown to be the miner's own work) per round.
+    paid_per_round: Vec<usize>,
     published_per_round: Vec<bool>,
     /// Rounds whose momentum step was refused and whose plain mean went in.
     restarted_per_round: Vec<bool>,
@@ -810,6 +817,7 @@ fn run(cli: Cli) -> Result<()> {
         network_over_alone: network.curve.last().1 / alone.last().1,
         within_two_percent: network.curve.last().1 <= target * 1.02,
         merged_per_round: network.merged_per_round.clone(),
+        paid_per_round: network.paid_per_round.clone(),
         published_per_round: network.published_per_round.clone(),
         restarted_per_round: network.restarted_per_round.clone(),
         plan_digest: plan_digest(&network.plan),
