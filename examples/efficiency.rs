@@ -393,14 +393,24 @@ fn token_counts(
     Ok(counts)
 }
 
+/// What the validator did with one round's deltas.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+struct RoundOutcome {
+    /// Deltas merged into the next master.
+    merged: usize,
+    /// Deltas paid (scored above zero: shown to be the miner's own work).
+    paid: usize,
+    /// Whether a new master was published (otherwise the master was kept).
+    published: bool,
+    /// Whether the momentum step was refused and the plain mean went in.
+    restarted: bool,
+}
+
 /// What the network run produced.
 struct NetworkRun {
     curve: Curve,
     plan: PagePlan,
-    merged_per_round: Vec<usize>,
-    paid_per_round: Vec<usize>,
-    published_per_round: Vec<bool>,
-    restarted_per_round: Vec<bool>,
+    rounds: Vec<RoundOutcome>,
     seconds: f64,
 }
 
@@ -486,10 +496,7 @@ fn run_network(
         points: vec![(0, start)],
     };
     let mut plan = PagePlan::new();
-    let mut merged_per_round = Vec::new();
-    let mut paid_per_round = Vec::new();
-    let mut published_per_round = Vec::new();
-    let mut restarted_per_round = Vec::new();
+    let mut rounds = Vec::new();
     let mut trained_tokens = 0u64;
     for round in 0..s.rounds {
         let block = chain.block()?.number;
@@ -564,18 +571,17 @@ fn run_network(
         );
         curve.points.push((trained_tokens, loss));
         plan.push(round_plan);
-        merged_per_round.push(merged);
-        paid_per_round.push(paid);
-        published_per_round.push(published);
-        restarted_per_round.push(restarted);
+        rounds.push(RoundOutcome {
+            merged,
+            paid,
+            published,
+            restarted,
+        });
     }
     Ok(NetworkRun {
         curve,
         plan,
-        merged_per_round,
-        paid_per_round,
-        published_per_round,
-        restarted_per_round,
+        rounds,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -646,12 +652,8 @@ struct Summary {
     network_over_alone: f64,
     /// Whether the network is within 2% of centralized (the goal).
     within_two_percent: bool,
-    merged_per_round: Vec<usize>,
-    /// Deltas paid (scored above zero: shown to be the miner's own work) per round.
-    paid_per_round: Vec<usize>,
-    published_per_round: Vec<bool>,
-    /// Rounds whose momentum step was refused and whose plain mean went in.
-    restarted_per_round: Vec<bool>,
+    /// What the validator did in each round of the network run.
+    rounds: Vec<RoundOutcome>,
     /// The BLAKE3 of the pages every step trained on ([`plan_digest`]).
     plan_digest: String,
     /// The earlier run whose baselines this one reused (`--baselines`).
@@ -819,10 +821,7 @@ fn run(cli: Cli) -> Result<()> {
         network_over_centralized: network.curve.last().1 / target,
         network_over_alone: network.curve.last().1 / alone.last().1,
         within_two_percent: network.curve.last().1 <= target * 1.02,
-        merged_per_round: network.merged_per_round.clone(),
-        paid_per_round: network.paid_per_round.clone(),
-        published_per_round: network.published_per_round.clone(),
-        restarted_per_round: network.restarted_per_round.clone(),
+        rounds: network.rounds.clone(),
         plan_digest: plan_digest(&network.plan),
         baselines_from: s.baselines.clone(),
         network: summarize(network.curve.clone(), target, network.seconds),
